@@ -1,0 +1,15 @@
+"""App configuration: registers the system checks (and, later, the signal receivers)."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class StripeCustomersConfig(AppConfig):
+    name = "django_stripe_customers"
+    label = "stripe_customers"
+    verbose_name = "Stripe customers"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the checks)

@@ -1,0 +1,1 @@
+"""A stateful local Stripe for Customers (emulator, pytest plugin, CLI); no Django imports."""
