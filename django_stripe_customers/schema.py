@@ -15,7 +15,7 @@ API_VERSION: Final[str] = '2026-10-28.endive'
 SOURCE: Final[str] = "stripe-python 16.1.0 generated types (from Stripe's OpenAPI spec); maxLength from the spec"
 
 
-#: The attributes the Customers page of Stripe's API reference lists (the must-haves).
+#: What the Customers page of Stripe's API reference lists (the must-haves).
 
 SEED_ATTRIBUTES: Final[tuple[str, ...]] = ('id',
  'object',

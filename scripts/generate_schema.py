@@ -11,6 +11,7 @@ import json
 import pprint
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = ROOT.parent / "shared" / "stripe" / "customer.json"
@@ -53,7 +54,7 @@ def render(data: dict[str, Any]) -> str:
         HEADER,
         const("API_VERSION", data["api_version"], "str"),
         const("SOURCE", data["source"], "str"),
-        "\n#: The attributes the Customers page of Stripe's API reference lists (the must-haves).\n",
+        "\n#: What the Customers page of Stripe's API reference lists (the must-haves).\n",
         const("SEED_ATTRIBUTES", tuple(data["seed_attributes"]), "tuple[str, ...]"),
         const("SEED_CREATE_PARAMS", tuple(data["seed_create_params"]), "tuple[str, ...]"),
         const("SEED_UPDATE_PARAMS", tuple(data["seed_update_params"]), "tuple[str, ...]"),

@@ -1,0 +1,54 @@
+# `make test` and `make demo` each bootstrap their own .venv with the machine's python3.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SHARED_SPEC := ../shared/stripe/customer.json
+
+.PHONY: test demo venv lint test-sqlite test-postgres bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy django_stripe_customers
+	@if [ -f $(SHARED_SPEC) ]; then $(BIN)/python scripts/generate_schema.py --check $(SHARED_SPEC); \
+	  else echo "note: $(SHARED_SPEC) not found; schema.py freshness not checked"; fi
+	PYTHONPATH=. $(BIN)/python -m django makemigrations --check --dry-run --settings=tests.settings
+
+test-sqlite: $(STAMP)
+	@echo "=== pytest tier 1: SQLite, Celery eager ==="
+	$(BIN)/pytest
+
+# The real tier. REQUIRE_POSTGRES=1 (set by .ci/run) turns "not reachable" into a failure.
+test-postgres: $(STAMP)
+	@if $(BIN)/python scripts/postgres_available.py; then \
+	  echo "=== pytest tier 2: PostgreSQL at 127.0.0.1:5432/test ==="; \
+	  DJANGO_SETTINGS_MODULE=tests.settings_postgres $(BIN)/pytest; \
+	elif [ -n "$$REQUIRE_POSTGRES" ]; then \
+	  echo "!!! PostgreSQL is required (REQUIRE_POSTGRES is set) but does not answer at 127.0.0.1:5432"; \
+	  exit 1; \
+	else \
+	  echo ""; \
+	  echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"; \
+	  echo "!!! SKIPPED: the PostgreSQL tier. Nothing answers at 127.0.0.1:5432 (db test). !!!"; \
+	  echo "!!! Only SQLite was tested. Start PostgreSQL and run make test again.        !!!"; \
+	  echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"; \
+	fi
+
+test: lint test-sqlite test-postgres
+
+demo: $(STAMP)
+	VENV=$(VENV) bash scripts/demo.sh
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/emulator_bench.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache example_project/db.sqlite3

@@ -1,0 +1,97 @@
+"""The one place Django settings are read: the ``STRIPE_CUSTOMERS`` dict, env fallbacks, defaults.
+
+Values are looked up on every access (nothing cached at import time), so ``override_settings``
+and pytest-django's ``settings`` fixture take effect immediately.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Final
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from . import schema
+
+SETTINGS_NAME: Final = "STRIPE_CUSTOMERS"
+
+DEFAULTS: Final[Mapping[str, Any]] = {
+    # Secret key (sk_live_..., sk_test_... or a restricted rk_... key).
+    "API_KEY": None,
+    # Where Stripe's API lives; point it at a local Stripe for tests and the demo.
+    "API_BASE": "https://api.stripe.com",
+    # The API version this package's field mapping and tests are pinned to.
+    "API_VERSION": schema.API_VERSION,
+    # Act on a connected account (Stripe Connect); sent as the Stripe-Account header.
+    "STRIPE_ACCOUNT": None,
+    # Seconds before a request to Stripe is abandoned (connect and read).
+    "TIMEOUT": 30.0,
+    # Retries of one request on transient failures (so MAX_RETRIES + 1 tries in all).
+    "MAX_RETRIES": 2,
+    # Webhook signing secrets (whsec_...); several, so a secret can be rotated without downtime.
+    "WEBHOOK_SECRETS": [],
+    # Maximum age, in seconds, of a webhook signature's timestamp.
+    "WEBHOOK_TOLERANCE": 300,
+    # Whether saving a Customer schedules a push to Stripe.
+    "PUSH_ON_SAVE": True,
+    # DRF permission classes guarding the customers API.
+    "API_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+}
+
+#: Environment variables consulted when the setting is absent from ``STRIPE_CUSTOMERS``.
+ENV_FALLBACKS: Final[Mapping[str, str]] = {
+    "API_KEY": "STRIPE_API_KEY",
+    "WEBHOOK_SECRETS": "STRIPE_WEBHOOK_SECRET",
+}
+
+
+def user_settings() -> Mapping[str, Any]:
+    """The project's ``STRIPE_CUSTOMERS`` dict (empty when absent)."""
+    value = getattr(settings, SETTINGS_NAME, None)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ImproperlyConfigured(
+            f"settings.{SETTINGS_NAME} must be a dict, not {type(value).__name__}."
+        )
+    return value
+
+
+def get_setting(name: str) -> Any:
+    """Effective value of one setting: ``STRIPE_CUSTOMERS[name]``, then env fallback, then default.
+
+    ``API_KEY`` has no usable default: asking for it when none is configured raises
+    ``ImproperlyConfigured`` saying where to put it.
+    """
+    if name not in DEFAULTS:
+        raise KeyError(f"Unknown django-stripe-customers setting {name!r}")
+    configured = user_settings()
+    if name in configured and configured[name] is not None:
+        value = configured[name]
+    elif name in ENV_FALLBACKS and os.environ.get(ENV_FALLBACKS[name]):
+        value = _from_env(name, os.environ[ENV_FALLBACKS[name]])
+    else:
+        value = DEFAULTS[name]
+    if name == "API_KEY" and not value:
+        raise ImproperlyConfigured(
+            f"No Stripe API key: set {SETTINGS_NAME}['API_KEY'] in your settings "
+            f"or the {ENV_FALLBACKS['API_KEY']} environment variable."
+        )
+    return value
+
+
+def has_api_key() -> bool:
+    """Whether an API key is configured (without raising)."""
+    try:
+        get_setting("API_KEY")
+    except ImproperlyConfigured:
+        return False
+    return True
+
+
+def _from_env(name: str, raw: str) -> Any:
+    if name == "WEBHOOK_SECRETS":
+        return [secret.strip() for secret in raw.split(",") if secret.strip()]
+    return raw.strip()

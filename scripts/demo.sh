@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `make demo`: migrate the example project's SQLite database, start a local Stripe on 127.0.0.1
+# when no STRIPE_API_KEY is set, and run the example project on http://127.0.0.1:8000.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PY="$ROOT/${VENV:-.venv}/bin/python"
+DEMO_PORT=${DEMO_PORT:-8000}
+STRIPE_PORT=${STRIPE_PORT:-12111}
+EMULATOR_PID=""
+
+cleanup() { [ -n "$EMULATOR_PID" ] && kill "$EMULATOR_PID" 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+if [ -z "${STRIPE_API_KEY:-}" ]; then
+  echo "No STRIPE_API_KEY set: starting the local Stripe emulator on 127.0.0.1:$STRIPE_PORT"
+  "$PY" -m django_stripe_customers.testing --port "$STRIPE_PORT" --seed 5 &
+  EMULATOR_PID=$!
+  export STRIPE_API_KEY=sk_test_local
+  export STRIPE_API_BASE="http://127.0.0.1:$STRIPE_PORT"
+  for _ in $(seq 1 50); do
+    if "$PY" -c "import socket,sys; socket.create_connection(('127.0.0.1', $STRIPE_PORT), 0.2)" 2>/dev/null; then
+      break
+    fi
+    sleep 0.2
+  done
+else
+  echo "STRIPE_API_KEY is set: the demo talks to ${STRIPE_API_BASE:-https://api.stripe.com}"
+fi
+
+cd example_project
+"$PY" manage.py migrate --noinput
+if ! "$PY" manage.py shell -c "from django.contrib.auth.models import User; raise SystemExit(0 if User.objects.filter(username='admin').exists() else 1)"; then
+  DJANGO_SUPERUSER_PASSWORD=admin "$PY" manage.py createsuperuser --noinput --username admin --email admin@example.com
+fi
+echo "Demo: http://127.0.0.1:$DEMO_PORT/  (admin: admin / admin)"
+"$PY" manage.py runserver "127.0.0.1:$DEMO_PORT" --noreload

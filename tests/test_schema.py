@@ -1,0 +1,49 @@
+"""schema.py is generated from Stripe's published data and covers the whole Customer object."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from django_stripe_customers import schema
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_SPEC = ROOT.parent / "shared" / "stripe" / "customer.json"
+
+
+def _generator():
+    path = ROOT / "scripts" / "generate_schema.py"
+    spec = importlib.util.spec_from_file_location("generate_schema", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(not SHARED_SPEC.exists(), reason="shared/stripe/ is not beside the repo")
+def test_schema_module_is_what_the_generator_makes_from_the_shared_data():
+    data = json.loads(SHARED_SPEC.read_text(encoding="utf-8"))
+    expected = _generator().render(data)
+    assert (ROOT / "django_stripe_customers" / "schema.py").read_text(encoding="utf-8") == expected
+
+
+def test_every_seed_attribute_is_described():
+    assert set(schema.SEED_ATTRIBUTES) <= set(schema.OBJECT_ATTRIBUTES)
+    assert "deleted" in schema.OBJECT_ATTRIBUTES
+
+
+def test_writable_sets_follow_the_endpoint_params():
+    assert "email" in schema.WRITABLE_ON_CREATE and "email" in schema.WRITABLE_ON_UPDATE
+    assert "default_source" in schema.WRITABLE_ON_UPDATE
+    assert "default_source" not in schema.WRITABLE_ON_CREATE
+    assert "id" not in schema.WRITABLE_ON_UPDATE
+
+
+def test_documented_limits_are_present():
+    assert schema.CREATE_PARAMS["email"]["maxLength"] == 512
+    assert schema.METADATA_LIMITS["max_keys"] == 50
+    assert schema.METADATA_LIMITS["key_max_length"] == 40
+    assert schema.METADATA_LIMITS["value_max_length"] == 500
+    assert schema.CREATE_PARAMS["tax_exempt"]["enum"] == ["exempt", "none", "reverse"]
