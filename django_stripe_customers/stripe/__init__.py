@@ -1,1 +1,38 @@
-"""The HTTP layer: Stripe's API spoken with ``requests``; knows nothing of Django models."""
+"""The HTTP layer: Stripe's API spoken with ``requests``; knows nothing of Django models.
+
+``factory.get_client()`` builds a client from Django settings; everything else here is
+Django-free.
+"""
+
+from .client import CustomersResource, StripeClient
+from .encoding import encode_params
+from .errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    CardError,
+    ConflictError,
+    IdempotencyError,
+    InvalidRequestError,
+    PermissionDeniedError,
+    RateLimitError,
+    StripeError,
+)
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "CardError",
+    "ConflictError",
+    "CustomersResource",
+    "IdempotencyError",
+    "InvalidRequestError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "StripeClient",
+    "StripeError",
+    "encode_params",
+]

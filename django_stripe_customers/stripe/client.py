@@ -1,0 +1,450 @@
+"""StripeClient: Stripe's HTTP API over a pooled ``requests.Session``.
+
+Auth, API version, idempotency keys, retries with backoff, paging. The retry decision and the
+delay are pure functions (``should_retry``, ``retry_delay``) so they can be tested on their own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import re
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeAlias
+from urllib.parse import quote, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
+
+from django_stripe_customers import __version__, schema
+
+from .encoding import encode_params, urlencode_params
+from .errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    StripeError,
+    _header,
+    error_from_response,
+)
+
+logger = logging.getLogger("django_stripe_customers.stripe")
+
+Params: TypeAlias = Mapping[str, Any]
+StripeObject: TypeAlias = dict[str, Any]
+Expand: TypeAlias = Sequence[str] | None
+
+_CONNECTION_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
+_KEY_KIND = re.compile(r"[a-z]{2}_[a-z]+_")
+_QUERY = re.compile(r"\?[^\s'\")]*")
+_MAX_IDEMPOTENCY_KEY = 255
+
+
+def should_retry(
+    *,
+    attempt: int,
+    max_retries: int,
+    status: int | None,
+    headers: Mapping[str, str],
+    connection_error: bool,
+) -> bool:
+    """Whether to try again after a failed try; ``attempt`` counts retries made (0-based).
+
+    ``Stripe-Should-Retry: false`` always wins. Connection errors, timeouts, 409, 429 and 5xx
+    are retried; ``Stripe-Should-Retry: true`` can add a try only when there was no response;
+    other 4xx are never retried, whatever the header says.
+    """
+    if attempt >= max_retries:
+        return False
+    stripe_should_retry = (_header(headers, "Stripe-Should-Retry") or "").strip().lower()
+    if stripe_should_retry == "false":
+        return False
+    if connection_error:
+        return True
+    if status is None:
+        return stripe_should_retry == "true"
+    return status in (409, 429) or status >= 500
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    try:
+        seconds = float(_header(headers, "Retry-After") or "")
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) else None
+
+
+def retry_delay(
+    *,
+    attempt: int,
+    headers: Mapping[str, str],
+    initial: float,
+    maximum: float,
+    max_retry_after: float,
+    rand: Callable[[], float] = random.random,
+) -> float:
+    """Seconds to sleep before retry number ``attempt + 1``.
+
+    Exponential backoff ``initial * 2**attempt`` capped at ``maximum``, times a jitter factor in
+    [0.75, 1.0]. A ``Retry-After`` (seconds) within ``0 < value <= max_retry_after`` raises the
+    delay to at least that value; a larger or malformed one is ignored (the server asked for more
+    than we are willing to wait, so we back off our own way and keep the retry budget).
+    """
+    delay = min(initial * 2.0 ** min(attempt, 32), maximum) * (0.75 + 0.25 * rand())
+    retry_after = _retry_after(headers)
+    if retry_after is not None and 0 < retry_after <= max_retry_after:
+        delay = max(retry_after, delay)
+    return delay
+
+
+def _key_kind(api_key: str) -> str:
+    match = _KEY_KIND.match(api_key)
+    return f"{match.group(0) if match else ''}…"
+
+
+def _is_header_safe(value: str) -> bool:
+    return value.isascii() and value.isprintable() and not any(c.isspace() for c in value)
+
+
+def _check_config(
+    api_key: str,
+    api_base: str,
+    api_version: str,
+    timeout: float,
+    max_retries: int,
+    stripe_account: str | None,
+) -> None:
+    if not isinstance(api_key, str) or not api_key.strip():
+        raise ValueError("api_key must be a non-empty string (a Stripe secret key, sk_...)")
+    if not _is_header_safe(api_key):
+        raise ValueError("api_key contains whitespace or non-printable characters")
+    parts = urlsplit(api_base)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+        raise ValueError(f"api_base must be an http(s) URL without a query, got {api_base!r}")
+    if not api_version or not _is_header_safe(api_version):
+        raise ValueError(f"api_version must be a Stripe API version, got {api_version!r}")
+    if not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
+    if stripe_account is not None and not (stripe_account and _is_header_safe(stripe_account)):
+        raise ValueError(f"stripe_account must be an account id (acct_...), got {stripe_account!r}")
+
+
+def _idempotency_key(given: str | None) -> str:
+    if given is None:
+        return str(uuid.uuid4())
+    if not 0 < len(given) <= _MAX_IDEMPOTENCY_KEY:
+        raise ValueError(
+            f"idempotency_key must be 1 to {_MAX_IDEMPOTENCY_KEY} characters, got {len(given)}"
+        )
+    if not _is_header_safe(given):
+        raise ValueError("idempotency_key must be printable ASCII without whitespace")
+    return given
+
+
+def _extra(**values: object) -> dict[str, object]:
+    """Structured log fields, prefixed so they do not clash with LogRecord attributes."""
+    return {f"stripe_{name}": value for name, value in values.items()}
+
+
+class _BearerAuth(requests.auth.AuthBase):
+    """Adds the key to each request; holding it here keeps it out of our frames' locals."""
+
+    def __init__(self, api_key: str) -> None:
+        self._api_key = api_key
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._api_key}"
+        return request
+
+    def __repr__(self) -> str:
+        return f"_BearerAuth({_key_kind(self._api_key)!r})"
+
+
+class StripeClient:
+    """A thread-safe Stripe API client (one pooled session per thread)."""
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        api_base: str = "https://api.stripe.com",
+        api_version: str = schema.API_VERSION,
+        timeout: float = 30.0,
+        max_retries: int = 2,
+        stripe_account: str | None = None,
+        initial_retry_delay: float = 0.5,
+        max_retry_delay: float = 5.0,
+        max_retry_after: float = 60.0,
+    ) -> None:
+        _check_config(api_key, api_base, api_version, timeout, max_retries, stripe_account)
+        if not 0 <= initial_retry_delay <= max_retry_delay or not max_retry_after >= 0:
+            raise ValueError("retry delays need 0 <= initial <= maximum and max_retry_after >= 0")
+        self.api_base = api_base.rstrip("/")
+        self.api_version = api_version
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.stripe_account = stripe_account
+        self.initial_retry_delay = initial_retry_delay
+        self.max_retry_delay = max_retry_delay
+        self.max_retry_after = max_retry_after
+        self.sleep: Callable[[float], None] = time.sleep
+        self._auth = _BearerAuth(api_key)
+        self._key_kind = _key_kind(api_key)
+        self._local = threading.local()
+        self._sessions: weakref.WeakSet[requests.Session] = weakref.WeakSet()
+        self._sessions_lock = threading.Lock()
+        self.customers = CustomersResource(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"StripeClient(api_key={self._key_kind!r}, api_base={self.api_base!r}, "
+            f"api_version={self.api_version!r}, stripe_account={self.stripe_account!r})"
+        )
+
+    def close(self) -> None:
+        """Close every pooled connection; the client stays usable (it reconnects)."""
+        with self._sessions_lock:
+            sessions, self._sessions = list(self._sessions), weakref.WeakSet()
+            self._local = threading.local()
+        for session in sessions:
+            session.close()
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=10, pool_maxsize=10, max_retries=0)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+            session.auth = self._auth
+            session.headers.update(
+                {
+                    "Accept": "application/json",
+                    "Stripe-Version": self.api_version,
+                    "User-Agent": f"django-stripe-customers/{__version__} "
+                    f"python-requests/{requests.__version__}",
+                }
+            )
+            if self.stripe_account:
+                session.headers["Stripe-Account"] = self.stripe_account
+            with self._sessions_lock:
+                self._sessions.add(session)
+                self._local.session = session
+        return session
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: Params | None = None,
+        *,
+        idempotency_key: str | None = None,
+        expand: Expand = None,
+    ) -> StripeObject:
+        """Call Stripe and return the decoded JSON object; raise a ``StripeError`` on failure."""
+        method = method.upper()
+        if method not in ("GET", "POST", "DELETE"):
+            raise ValueError(f"method must be GET, POST or DELETE, got {method!r}")
+        if not path.startswith("/"):
+            raise ValueError(f"path must start with '/', got {path!r}")
+        if isinstance(expand, str):
+            raise TypeError("expand must be a list of field names, not a str")
+        if expand:
+            params = {**(params or {}), "expand": [*((params or {}).get("expand") or []), *expand]}
+        headers = {}
+        if idempotency_key is not None or method != "GET":
+            headers["Idempotency-Key"] = _idempotency_key(idempotency_key)
+        if method == "POST":
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            send: dict[str, Any] = {"data": urlencode_params(params)}
+        else:
+            send = {"params": encode_params(params)}
+        if logger.isEnabledFor(logging.DEBUG):
+            names = ", ".join(params or {}) or "(none)"
+            logger.debug("stripe %s %s params: %s", method, path, names)
+        return self._send(method, path, headers, send)
+
+    def _send(
+        self, method: str, path: str, headers: dict[str, str], send: dict[str, Any]
+    ) -> StripeObject:
+        tries = self.max_retries + 1
+        attempt = 0
+        while True:
+            started = time.monotonic()
+            status: int | None = None
+            response_headers: Mapping[str, str] = {}
+            try:
+                response = self._session().request(
+                    method,
+                    self.api_base + path,
+                    headers=headers,
+                    timeout=(self.timeout, self.timeout),
+                    allow_redirects=False,
+                    **send,
+                )
+            except _CONNECTION_ERRORS as exc:
+                error: StripeError = _connection_error(method, path, attempt + 1, exc)
+                reason = type(exc).__name__
+            else:
+                status, response_headers = response.status_code, response.headers
+                request_id = response_headers.get("Request-Id")
+                duration_ms = (time.monotonic() - started) * 1000
+                logger.info(
+                    "stripe %s %s -> %s %s in %.1fms (attempt %d/%d)",
+                    method, path, status, request_id or "-", duration_ms, attempt + 1, tries,
+                    extra=_extra(method=method, path=path, status=status, request_id=request_id,
+                                 attempt=attempt + 1, duration_ms=round(duration_ms, 1)),
+                )  # fmt: skip
+                if 200 <= status < 300:
+                    return _decode(response)
+                error = error_from_response(status, response.content, response_headers)
+                reason = f"HTTP {status} {error.type or type(error).__name__}"
+            if not should_retry(
+                attempt=attempt,
+                max_retries=self.max_retries,
+                status=status,
+                headers=response_headers,
+                connection_error=isinstance(error, APIConnectionError),
+            ):
+                raise error
+            delay = retry_delay(
+                attempt=attempt,
+                headers=response_headers,
+                initial=self.initial_retry_delay,
+                maximum=self.max_retry_delay,
+                max_retry_after=self.max_retry_after,
+            )
+            logger.warning(
+                "stripe %s %s failed (%s) on attempt %d/%d; retrying in %.2fs",
+                method, path, reason, attempt + 1, tries, delay,
+                extra=_extra(method=method, path=path, status=status, attempt=attempt + 1,
+                             retry_delay=delay),
+            )  # fmt: skip
+            self.sleep(delay)
+            attempt += 1
+
+
+def _connection_error(
+    method: str, path: str, tries: int, exc: requests.RequestException
+) -> APIConnectionError:
+    timed_out = isinstance(exc, requests.Timeout) or any(
+        isinstance(arg, ReadTimeoutError) for arg in exc.args
+    )
+    # urllib3's message can quote the URL, whose query string may hold customer data.
+    detail = _QUERY.sub("?…", str(exc))
+    what = "timed out" if timed_out else "could not connect or the connection broke"
+    plural = "s" if tries > 1 else ""
+    error_class = APITimeoutError if timed_out else APIConnectionError
+    error = error_class(
+        f"{method} {path} {what} after {tries} attempt{plural}: {type(exc).__name__}: {detail}"
+    )
+    error.__cause__ = exc
+    return error
+
+
+def _decode(response: requests.Response) -> StripeObject:
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        raise error_from_response(
+            response.status_code, response.content, response.headers
+        ) from None
+    if not isinstance(body, dict):
+        raise APIError(
+            f"HTTP {response.status_code} with a JSON body that is not an object",
+            http_status=response.status_code,
+            request_id=response.headers.get("Request-Id"),
+            headers=response.headers,
+        )
+    return body
+
+
+class CustomersResource:
+    """``client.customers``: the /v1/customers endpoints."""
+
+    def __init__(self, client: StripeClient) -> None:
+        self._client = client
+
+    @staticmethod
+    def _path(customer_id: str) -> str:
+        if not isinstance(customer_id, str) or not customer_id:
+            raise ValueError(f"customer_id must be a non-empty string, got {customer_id!r}")
+        return f"/v1/customers/{quote(customer_id, safe='')}"
+
+    def create(
+        self,
+        params: Params | None = None,
+        *,
+        idempotency_key: str | None = None,
+        expand: Expand = None,
+    ) -> StripeObject:
+        return self._client.request(
+            "POST", "/v1/customers", params, idempotency_key=idempotency_key, expand=expand
+        )
+
+    def retrieve(self, customer_id: str, *, expand: Expand = None) -> StripeObject:
+        return self._client.request("GET", self._path(customer_id), expand=expand)
+
+    def update(
+        self,
+        customer_id: str,
+        params: Params,
+        *,
+        idempotency_key: str | None = None,
+        expand: Expand = None,
+    ) -> StripeObject:
+        return self._client.request(
+            "POST", self._path(customer_id), params, idempotency_key=idempotency_key, expand=expand
+        )
+
+    def delete(self, customer_id: str, *, idempotency_key: str | None = None) -> StripeObject:
+        return self._client.request(
+            "DELETE", self._path(customer_id), idempotency_key=idempotency_key
+        )
+
+    def list(
+        self, params: Params | None = None, *, limit: int | None = None, expand: Expand = None
+    ) -> StripeObject:
+        """One page: the raw list object (``data``, ``has_more``)."""
+        if limit is not None:
+            params = {**(params or {}), "limit": _checked_limit(limit)}
+        return self._client.request("GET", "/v1/customers", params, expand=expand)
+
+    def list_all(
+        self, params: Params | None = None, *, limit: int = 100, expand: Expand = None
+    ) -> Iterator[StripeObject]:
+        """Every customer, newest first, fetched one page at a time (memory stays flat)."""
+        _checked_limit(limit)
+        if params and params.get("ending_before") is not None:
+            raise ValueError("list_all pages forward with starting_after; drop ending_before")
+        return self._iterate(dict(params or {}), limit, expand)
+
+    def _iterate(self, params: StripeObject, limit: int, expand: Expand) -> Iterator[StripeObject]:
+        while True:
+            page = self.list(params, limit=limit, expand=expand)
+            data = page.get("data")
+            if not isinstance(data, list):
+                raise APIError("a list response without a 'data' array", json_body=page)
+            yield from data
+            if not page.get("has_more") or not data:
+                return
+            params["starting_after"] = data[-1]["id"]
+
+
+def _checked_limit(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
+        raise ValueError(f"limit must be an int from 1 to 100, got {limit!r}")
+    return limit
