@@ -1,1 +1,33 @@
-"""A stateful local Stripe for Customers (emulator, pytest plugin, CLI); no Django imports."""
+"""A stateful local Stripe for the Customer API: emulator, pytest plugin, CLI. No Django.
+
+Endpoints: ``POST/GET /v1/customers``, ``GET/POST/DELETE /v1/customers/{id}``,
+``GET /v1/events[/{id}]`` and ``GET /v1/account``, in Stripe's wire format (form-encoded
+params, JSON answers, Stripe's error object). Parameters are checked against
+``django_stripe_customers.schema``, the same data the app's validators use.
+
+    from django_stripe_customers.testing import StripeEmulator
+
+    with StripeEmulator() as stripe:
+        requests.post(f"{stripe.url}/v1/customers", data={"email": "a@example.com"},
+                      headers={"Authorization": "Bearer sk_test_x"})
+
+In pytest, the ``stripe_emulator`` fixture (this package's plugin) gives a running one, reset
+before each test; ``stripe_settings`` also points ``settings.STRIPE_CUSTOMERS`` at it.
+
+Where the emulator had to choose (each choice is tested in ``tests/test_emulator*.py``):
+- Default responses hold every attribute but ``deleted`` and the includable ones
+  (``cash_balance``, ``invoice_credit_balance``, ``sources``, ``subscriptions``, ``tax``,
+  ``tax_ids``), which ``expand[]`` adds; see ``objects``.
+- Ids it cannot resolve (``source``, ``payment_method``, ``test_clock``, ``default_source``,
+  ``invoice_settings[default_payment_method]``) are accepted as opaque ids.
+- ``coupon``/``promotion_code`` are unknown params at this API version (not in the spec data);
+  ``preferred_locales=""`` is refused (the spec does not let it be unset).
+- Concurrent requests with one Idempotency-Key are serialised: the second replays the first.
+- Webhook signatures use the emulator's clock for ``t``; seeded customers make no events.
+"""
+
+from .emulator import StripeEmulator
+from .store import Clock
+from .webhooks import signature_header
+
+__all__ = ["Clock", "StripeEmulator", "signature_header"]

@@ -1,0 +1,67 @@
+"""Run the emulator standalone: ``python -m django_stripe_customers.testing --port 12111``.
+
+Prints ``Stripe emulator listening on http://127.0.0.1:PORT`` once ready; stops on
+SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from types import FrameType
+
+from .. import schema
+from .emulator import StripeEmulator
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m django_stripe_customers.testing",
+        description="A local Stripe for the Customer API (test mode, in memory).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=12111, help="port (0 picks a free one)")
+    parser.add_argument(
+        "--api-key", help="accept only this key (default: any sk_test_/rk_test_ key)"
+    )
+    parser.add_argument(
+        "--webhook", action="append", default=[], metavar="URL", help="deliver events here"
+    )
+    parser.add_argument("--secret", help="webhook signing secret (default: a random whsec_)")
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="create N customers")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    emulator = StripeEmulator(
+        api_key=args.api_key,
+        host=args.host,
+        port=args.port,
+        webhook_urls=args.webhook,
+        webhook_secret=args.secret,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with emulator:
+        if args.seed:
+            emulator.seed(args.seed)
+        print(f"Stripe emulator listening on {emulator.url}", flush=True)
+        print(f"  API version {schema.API_VERSION}; {args.seed} seeded customers", flush=True)
+        if args.webhook:
+            print(f"  webhooks to {', '.join(args.webhook)}", flush=True)
+            print(f"  signing secret {emulator.webhook_secret}", flush=True)
+        while not stop.wait(0.5):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

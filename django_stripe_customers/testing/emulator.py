@@ -1,0 +1,315 @@
+"""``StripeEmulator``: the Customer API of Stripe served over HTTP from a background thread.
+
+Standard library only: ``http.server.ThreadingHTTPServer`` (daemon threads) on 127.0.0.1 with a
+lean HTTP/1.1 keep-alive handler, one write per response and ``TCP_NODELAY``, so it is never
+the bottleneck of a benchmark.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import socketserver
+import threading
+from collections.abc import Iterable
+from fnmatch import fnmatchcase
+from http import HTTPStatus
+from http.server import ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+from . import objects
+from .app import EmulatorApp, RequestHeaders, Response
+from .store import Clock, LoggedRequest, Store
+from .webhooks import Delivery, WebhookDispatcher, WebhookEndpoint
+
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
+
+
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    """A lean HTTP/1.1 keep-alive loop (``BaseHTTPRequestHandler``'s header parsing costs
+    more than the whole emulated call)."""
+
+    timeout = 300  # an idle keep-alive connection is dropped after this many seconds
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def handle(self) -> None:
+        try:
+            while self._handle_one():
+                pass
+        except (ConnectionError, TimeoutError):
+            return
+
+    def _handle_one(self) -> bool:
+        """Serve one request; True to keep the connection open."""
+        line = self.rfile.readline(_MAX_LINE + 1)
+        if not line:
+            return False
+        parts = line.decode("latin-1").split()
+        if len(line) > _MAX_LINE or len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            self._write_plain(400, "Bad Request")
+            return False
+        method, target, version = parts
+        headers = RequestHeaders()
+        for _ in range(_MAX_HEADERS + 1):
+            raw = self.rfile.readline(_MAX_LINE + 1)
+            if raw in (b"\r\n", b"\n", b""):
+                break
+            name, colon, value = raw.decode("latin-1").partition(":")
+            if colon:
+                headers.add(name.strip(), value.strip())
+        else:
+            self._write_plain(431, "Request Header Fields Too Large")
+            return False
+        connection = (headers.get("Connection") or "").lower()
+        keep_alive = (
+            "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
+        )
+        if (headers.get("Expect") or "").lower() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        body = self._read_body(headers)
+        response = self.server.app.handle(method, target, headers, body)
+        self._write(response, keep_alive)
+        return keep_alive
+
+    def _read_body(self, headers: RequestHeaders) -> bytes:
+        if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
+            chunks: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline(_MAX_LINE).split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(_MAX_LINE) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(_MAX_LINE)
+        length = int(headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _write(self, response: Response, keep_alive: bool) -> None:
+        lines = [
+            f"HTTP/1.1 {response.status} {_PHRASES.get(response.status, '')}",
+            "Content-Type: application/json",
+            f"Content-Length: {len(response.body)}",
+        ]
+        lines.extend(f"{name}: {value}" for name, value in response.headers.items())
+        if not keep_alive:
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+        self.wfile.write(head + response.body)
+
+    def _write_plain(self, status: int, reason: str) -> None:
+        body = reason.encode()
+        self.wfile.write(
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], app: EmulatorApp) -> None:
+        self.app = app
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class StripeEmulator:
+    """A local Stripe for the Customer API; see the package docstring for what it covers.
+
+    Use ``with StripeEmulator() as stripe: requests.get(stripe.url + "/v1/customers", ...)``.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        webhook_urls: Iterable[str] = (),
+        webhook_secret: str | None = None,
+        clock: Clock | None = None,
+        *,
+        webhook_max_attempts: int = 4,
+        webhook_retry_delays: Iterable[float] = (0.1, 0.5, 2.0),
+        max_logged_requests: int = 100_000,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.clock = clock or Clock()
+        self.webhook_secret = webhook_secret or "whsec_" + secrets.token_hex(16)
+        self.store = Store(self.clock, max_logged_requests=max_logged_requests)
+        self.webhooks = WebhookDispatcher(
+            self.clock,
+            self._webhook_delivered,
+            [WebhookEndpoint(url, self.webhook_secret) for url in webhook_urls],
+            max_attempts=webhook_max_attempts,
+            retry_delays=tuple(webhook_retry_delays),
+        )
+        self.app = EmulatorApp(self.store, self.webhooks, api_key)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> StripeEmulator:
+        if self._server is not None:
+            return self
+        self._server = _Server((self.host, self.port), self.app)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"stripe-emulator:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.close_connections()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+        self.webhooks.stop()
+
+    def __enter__(self) -> StripeEmulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``: what to use as the client's API base."""
+        return f"http://{self.host}:{self.port}"
+
+    api_base = url
+
+    @property
+    def api_key(self) -> str | None:
+        """The only key accepted, or None when any ``sk_test_``/``rk_test_`` key is."""
+        return self.app.api_key
+
+    # -- introspection ----------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget customers, events, idempotency keys, the request log, added webhooks, and
+        put the clock back as it was built."""
+        with self.store.lock:
+            self.store.reset()
+            self.webhooks.reset()
+            self.clock.reset()
+
+    @property
+    def requests(self) -> list[LoggedRequest]:
+        """Every request received, oldest first (``Authorization`` shown as REDACTED)."""
+        with self.store.lock:
+            return list(self.store.requests)
+
+    def count(self, method: str | None = None, path: str | None = None) -> int:
+        """How many requests matched; ``path`` may be a glob (``/v1/customers/*``)."""
+        return sum(
+            1
+            for entry in self.requests
+            if (method is None or entry.method == method.upper())
+            and (path is None or fnmatchcase(entry.path, path))
+        )
+
+    @property
+    def customers(self) -> dict[str, dict[str, Any]]:
+        """The stored customers by id, live (deleted ones carry ``"deleted": True``)."""
+        return self.store.customers
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """Events generated so far, oldest first."""
+        with self.store.lock:
+            return list(self.store.events.values())
+
+    @property
+    def webhook_deliveries(self) -> list[Delivery]:
+        return list(self.webhooks.deliveries)
+
+    def add_webhook(self, url: str, secret: str | None = None) -> None:
+        """Deliver events created from now on to ``url`` (signed with ``secret``)."""
+        self.webhooks.add(url, secret or self.webhook_secret)
+
+    def wait_for_webhooks(self, timeout: float = 5.0) -> bool:
+        """Wait until every queued delivery (and retry) is done; False on timeout."""
+        return self.webhooks.wait(timeout)
+
+    def seed(self, count: int, spacing: int = 60) -> list[str]:
+        """Create ``count`` customers, oldest first, ``spacing`` seconds apart up to now.
+
+        Seeded customers are plain data: no events, no webhooks. Returns their ids.
+        """
+        store = self.store
+        ids: list[str] = []
+        with store.lock:
+            now = self.clock.now()
+            for number in range(1, count + 1):
+                customer_id = store.new_id("cus_")
+                while customer_id in store.customers:
+                    customer_id = store.new_id("cus_")
+                customer = objects.new_customer(
+                    customer_id, now - (count - number) * spacing, store.new_invoice_prefix()
+                )
+                customer.update(
+                    name=f"Seed Customer {number}",
+                    email=f"seed{number}@example.com",
+                    metadata={"seed": str(number)},
+                )
+                store.add_customer(customer)
+                ids.append(customer_id)
+        return ids
+
+    def _webhook_delivered(self, event_id: str) -> None:
+        with self.store.lock:
+            event = self.store.events.get(event_id)
+            if event is not None and event["pending_webhooks"] > 0:
+                event["pending_webhooks"] -= 1

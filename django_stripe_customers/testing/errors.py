@@ -1,0 +1,64 @@
+"""Stripe's error object, raised anywhere in the emulator and rendered by the HTTP layer.
+
+``ApiError`` carries what Stripe puts in ``{"error": {...}}`` plus the HTTP status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApiError(Exception):
+    """An error answer: HTTP ``status`` and Stripe's ``type``/``code``/``param``/``message``.
+
+    ``saved`` is False for errors raised before an endpoint starts executing (parameter
+    validation): Stripe does not store those under an Idempotency-Key.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        saved: bool = True,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+        self.saved = saved
+        self.headers = headers or {}
+
+    def body(self, request_id: str) -> dict[str, Any]:
+        """The JSON body Stripe answers with."""
+        doc_url = (
+            f"https://stripe.com/docs/error-codes/{self.code.replace('_', '-')}"
+            if self.code
+            else None
+        )
+        return {
+            "error": {
+                "code": self.code,
+                "doc_url": doc_url,
+                "message": self.message,
+                "param": self.param,
+                "request_log_url": f"https://dashboard.stripe.com/test/logs/{request_id}",
+                "type": self.type,
+            }
+        }
+
+
+def invalid(message: str, *, param: str | None = None, code: str | None = None) -> ApiError:
+    """A 400 parameter error, raised before execution (so never stored for idempotency)."""
+    return ApiError(400, message, code=code, param=param, saved=False)
+
+
+def no_such(kind: str, object_id: str, *, param: str = "id", status: int = 404) -> ApiError:
+    """Stripe's ``resource_missing``: ``No such customer: 'cus_x'``."""
+    return ApiError(status, f"No such {kind}: '{object_id}'", code="resource_missing", param=param)

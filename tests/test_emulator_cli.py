@@ -1,0 +1,121 @@
+"""``python -m django_stripe_customers.testing``: the emulator standalone (issue 4, CLI)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from tests.fidelity.client import Api
+
+STARTUP_TIMEOUT = 20
+
+
+@contextmanager
+def cli(*args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """Run the CLI on a free port; yield its URL once it says it listens."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "django_stripe_customers.testing", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    first_line: list[str] = []
+    reader = threading.Thread(target=lambda: first_line.append(process.stdout.readline()))  # type: ignore[union-attr]
+    reader.start()
+    reader.join(STARTUP_TIMEOUT)
+    try:
+        match = re.search(
+            r"listening on (http://127\.0\.0\.1:\d+)", first_line[0] if first_line else ""
+        )
+        if match is None:
+            process.kill()
+            pytest.fail(f"emulator CLI did not start: {first_line} {process.stderr.read()}")  # type: ignore[union-attr]
+        yield match.group(1), process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def test_cli_serves_seeded_customers_and_stops_cleanly() -> None:
+    """``--port`` and ``--seed N``: N customers listed newest first; SIGTERM exits 0."""
+    with cli("--seed", "3") as (url, process):
+        body = Api(url).get("/v1/customers").json()
+        assert [c["email"] for c in body["data"]] == [
+            "seed3@example.com",
+            "seed2@example.com",
+            "seed1@example.com",
+        ]
+        process.terminate()
+        assert process.wait(10) == 0
+
+
+def test_cli_api_key() -> None:
+    """``--api-key``: only that key is accepted."""
+    with cli("--api-key", "sk_test_only_this") as (url, _):
+        assert Api(url, "sk_test_only_this").get("/v1/customers").status_code == 200
+        assert Api(url, "sk_test_another_one").get("/v1/customers").status_code == 401
+
+
+def test_cli_help() -> None:
+    """Issue 4: ``--port 12111 [--webhook URL --secret S] [--seed N]`` are documented."""
+    result = subprocess.run(
+        [sys.executable, "-m", "django_stripe_customers.testing", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=True,
+    )
+    for option in ("--port", "--webhook", "--secret", "--seed", "--api-key"):
+        assert option in result.stdout
+
+
+def test_cli_webhook_and_secret() -> None:
+    """``--webhook URL --secret S``: events POSTed to URL, signed with S."""
+    received: list[tuple[str, bytes]] = []
+    got_one = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.headers["Stripe-Signature"], body))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            got_one.set()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        hook = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        with cli("--webhook", hook, "--secret", "whsec_cli") as (url, _):
+            Api(url).create_customer({"name": "cli"})
+            assert got_one.wait(10)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    signature, body = received[0]
+    parts = dict(item.split("=", 1) for item in signature.split(","))
+    digest = hmac.new(b"whsec_cli", f"{parts['t']}.".encode() + body, hashlib.sha256).hexdigest()
+    assert parts["v1"] == digest
+    assert json.loads(body)["type"] == "customer.created"
