@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-PY="$ROOT/${VENV:-.venv}/bin/python"
+VENV=${VENV:-.venv}
+case "$VENV" in /*) PY="$VENV/bin/python" ;; *) PY="$ROOT/$VENV/bin/python" ;; esac
 DEMO_PORT=${DEMO_PORT:-8000}
 STRIPE_PORT=${STRIPE_PORT:-12111}
 EMULATOR_PID=""

@@ -1,0 +1,90 @@
+"""`make demo` brings up the example project with a local Stripe and no key (scripts/demo.sh)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_demo_serves_the_example_project_against_the_local_stripe(tmp_path):
+    demo_port, stripe_port = free_port(), free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "DJANGO_"))},
+        "VENV": str(Path(sys.executable).parent.parent),
+        "DEMO_PORT": str(demo_port),
+        "STRIPE_PORT": str(stripe_port),
+        "DEMO_DB": str(tmp_path / "demo.sqlite3"),
+    }
+    process = subprocess.Popen(
+        ["bash", str(ROOT / "scripts" / "demo.sh")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        page = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                page = requests.get(f"http://127.0.0.1:{demo_port}/", timeout=2)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.3)
+        assert page is not None, "demo did not come up: " + _output(process)
+        assert page.status_code == 200
+        assert f"http://127.0.0.1:{stripe_port}" in page.text
+        assert page.text.count("<code>cus_") == 5, "the five seeded customers are listed"
+        login = requests.get(f"http://127.0.0.1:{demo_port}/admin/login/", timeout=5)
+        assert login.status_code == 200
+    finally:
+        _stop(process)
+    assert _port_closes(stripe_port, within=10), "the emulator was stopped with the demo"
+
+
+def _port_closes(port: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) != 0:
+                return True
+        time.sleep(0.2)
+    return False
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """End the demo's whole process group (the script, the emulator, runserver)."""
+    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _output(process: subprocess.Popen[bytes]) -> str:
+    if process.poll() is None:
+        return "(still running)"
+    assert process.stdout is not None
+    return process.stdout.read().decode(errors="replace")[-3000:]
