@@ -34,6 +34,13 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "WEBHOOK_SECRETS": [],
     # Maximum age, in seconds, of a webhook signature's timestamp.
     "WEBHOOK_TOLERANCE": 300,
+    # Includable attributes a pull asks Stripe to expand (Stripe omits them otherwise), so the
+    # mirror holds them too; trim the list to make pulls lighter.
+    "PULL_EXPAND": [
+        name
+        for name, spec in schema.OBJECT_ATTRIBUTES.items()
+        if spec.get("expandable") and spec["type"] != "string"
+    ],
     # Whether saving a Customer schedules a push to Stripe.
     "PUSH_ON_SAVE": True,
     # DRF permission classes guarding the customers API.

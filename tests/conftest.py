@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 
+import tests.celery_app  # noqa: F401  (makes the tests' Celery app the default one)
 from tests.faultproxy import FaultProxy
 
 if TYPE_CHECKING:
@@ -166,3 +167,9 @@ def fault_proxy(localstripe: LocalStripeServer) -> Iterator[FaultProxy]:
 @pytest.fixture
 def proxied_client(fault_proxy: FaultProxy) -> StripeClient:
     return make_client(fault_proxy.url)
+
+
+@pytest.fixture
+def emulator_client(stripe_emulator: Any) -> StripeClient:
+    """A client pointed at the (reset) Stripe emulator, with fast retries."""
+    return make_client(stripe_emulator.url)

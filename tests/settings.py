@@ -49,3 +49,8 @@ STRIPE_CUSTOMERS = {"API_KEY": "sk_test_local", "API_BASE": "http://127.0.0.1:9"
 
 # Tests talk to local Stripe servers over plain http on loopback, on purpose.
 SILENCED_SYSTEM_CHECKS = ["stripe_customers.W001"]
+
+# Tier 1 runs tasks eagerly, in the test's own process and transaction.
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_BROKER_URL = "memory://"

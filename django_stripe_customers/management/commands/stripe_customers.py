@@ -1,0 +1,181 @@
+"""``manage.py stripe_customers pull|status``: operate the mirror from the shell.
+
+Expected failures (no key, Stripe unreachable, a 404) print one clear line and exit non-zero;
+they never print a traceback.
+"""
+
+from __future__ import annotations
+
+import time
+from argparse import ArgumentParser, ArgumentTypeError
+from contextlib import nullcontext
+from datetime import datetime, timezone
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError, OutputWrapper
+from django.db import transaction
+from django.db.models import Count
+
+from ...models import Customer, PullRun, SyncStatus
+from ...stripe import StripeError
+from ...sync import pull
+
+
+def parse_moment(value: str) -> int:
+    """A unix timestamp, or an ISO 8601 date/datetime (UTC unless it says otherwise)."""
+    if value.isdigit():
+        return int(value)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ArgumentTypeError(
+            f"{value!r} is not a date: use YYYY-MM-DD, an ISO datetime or a unix timestamp"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp())
+
+
+class Progress:
+    """One line rewritten in place on a terminal; a plain line every few seconds otherwise."""
+
+    def __init__(self, stream: OutputWrapper, every: float = 5.0) -> None:
+        self.stream, self.is_tty, self.every = stream, stream.isatty(), every
+        self._last = 0.0
+
+    def __call__(self, result: pull.PullResult) -> None:
+        rate = result.seen / result.seconds if result.seconds > 0 else 0.0
+        line = (
+            f"{result.seen:,} customers ({result.created:,} new, {result.updated:,} updated) "
+            f"in {result.pages:,} pages, {result.seconds:.1f}s, {rate:,.0f}/s"
+        )
+        if self.is_tty:
+            self.stream.write(f"\r\033[K{line}", ending="")
+            self.stream.flush()
+        elif time.monotonic() - self._last >= self.every:
+            self._last = time.monotonic()
+            self.stream.write(line)
+
+    def done(self) -> None:
+        if self.is_tty:
+            self.stream.write("")
+
+
+class Command(BaseCommand):
+    help = "Pull customers from Stripe, or show the state of the mirror."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        commands = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
+        pull_parser = commands.add_parser(
+            "pull", help="reconcile customers from Stripe (all, a created range, or some ids)"
+        )
+        pull_parser.add_argument("stripe_ids", nargs="*", metavar="STRIPE_ID")
+        pull_parser.add_argument(
+            "--since", type=parse_moment, help="only customers created at or after DATE"
+        )
+        pull_parser.add_argument(
+            "--until", type=parse_moment, help="only customers created before DATE"
+        )
+        pull_parser.add_argument(
+            "--partitions", type=int, default=1, help="split the pull across K Celery workers"
+        )
+        pull_parser.add_argument(
+            "--timeout", type=float, default=None, help="give up waiting for workers after S s"
+        )
+        pull_parser.add_argument(
+            "--dry-run", action="store_true", help="report what would change, change nothing"
+        )
+        commands.add_parser("status", help="counts by sync status, deleted, last full pull")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            if options["subcommand"] == "pull":
+                self.pull(options)
+            else:
+                self.status()
+        except (StripeError, ImproperlyConfigured, TimeoutError) as exc:
+            raise CommandError(str(exc)) from exc
+
+    # -- pull ---------------------------------------------------------------------------------
+
+    def pull(self, options: dict[str, Any]) -> None:
+        if options["partitions"] < 1:
+            raise CommandError("--partitions must be at least 1")
+        if options["dry_run"] and options["partitions"] > 1:
+            raise CommandError("--dry-run runs in one transaction: it cannot use --partitions")
+        if options["stripe_ids"] and (options["since"] or options["until"]):
+            raise CommandError("give either STRIPE_IDs or --since/--until, not both")
+        with transaction.atomic() if options["dry_run"] else nullcontext():
+            if options["stripe_ids"]:
+                self.pull_ids(options["stripe_ids"])
+            else:
+                self.pull_all(options)
+            if options["dry_run"]:
+                transaction.set_rollback(True)
+                self.stdout.write("dry run: nothing was written")
+
+    def pull_ids(self, stripe_ids: list[str]) -> None:
+        failures = 0
+        for stripe_id in stripe_ids:
+            try:
+                customer = pull.pull_customer(stripe_id)
+            except StripeError as exc:
+                failures += 1
+                self.stderr.write(f"{stripe_id}: {exc}")
+                continue
+            state = "not in the mirror (deleted upstream)" if customer is None else (
+                "deleted upstream" if customer.deleted else "pulled"
+            )
+            self.stdout.write(f"{stripe_id}: {state}")
+        if failures:
+            raise CommandError(f"{failures} of {len(stripe_ids)} customers could not be pulled")
+
+    def pull_all(self, options: dict[str, Any]) -> None:
+        progress = Progress(self.stdout)
+        try:
+            result = pull.pull_all(
+                options["since"],
+                options["until"],
+                partitions=options["partitions"],
+                progress=progress,
+                timeout=options["timeout"],
+            )
+        finally:
+            progress.done()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Pulled {result.seen:,} customers: {result.created:,} created, "
+                f"{result.updated:,} updated, {result.unchanged:,} unchanged, "
+                f"{result.marked_deleted:,} marked deleted; {result.requests:,} requests "
+                f"({result.pages:,} pages) in {result.seconds:.1f}s."
+            )
+        )
+        for error in result.errors:
+            self.stderr.write(error)
+        if result.errors:
+            raise CommandError(f"{len(result.errors)} error(s) during the pull")
+
+    # -- status -------------------------------------------------------------------------------
+
+    def status(self) -> None:
+        counts = dict(
+            Customer.objects.values_list("sync_status").annotate(n=Count("id")).order_by()
+        )
+        total = sum(counts.values())
+        self.stdout.write(f"customers: {total:,}")
+        for status in SyncStatus:
+            self.stdout.write(f"  {status.value:<8} {counts.get(status.value, 0):,}")
+        self.stdout.write(f"  deleted  {Customer.objects.filter(deleted=True).count():,}")
+        full = PullRun.objects.filter(
+            created_gte__isnull=True, created_lt__isnull=True, finished_at__isnull=False
+        ).first()
+        if full is None:
+            self.stdout.write("last full pull: never")
+        else:
+            self.stdout.write(
+                f"last full pull: {full.finished_at:%Y-%m-%d %H:%M:%S} UTC ({full.status}, "
+                f"{full.created + full.updated + full.unchanged:,} customers, "
+                f"{len(full.errors)} errors)"
+            )
+

@@ -1,0 +1,165 @@
+"""The local mirror of Stripe Customers: a data definition; sync logic lives in ``sync/``.
+
+Every attribute of Stripe's Customer object is a field under its API name (``schema.py`` is the
+list; ``tests/test_models.py`` checks that none is missing). String lengths come from Stripe's
+published limits in ``schema.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from . import schema
+
+#: Length of columns holding Stripe ids and strings Stripe publishes no limit for.
+ID_LENGTH = 255
+
+
+def _max_length(attribute: str) -> int:
+    """Stripe's published maxLength for a writable string attribute, else ``ID_LENGTH``."""
+    spec = schema.CREATE_PARAMS.get(attribute) or schema.UPDATE_PARAMS.get(attribute) or {}
+    return int(spec.get("maxLength", ID_LENGTH))
+
+
+def _text(attribute: str, **kwargs: Any) -> models.CharField[str | None, str | None]:
+    return models.CharField(max_length=_max_length(attribute), null=True, blank=True, **kwargs)
+
+
+def _choices(attribute: str) -> list[tuple[str, str]]:
+    return [(value, value) for value in schema.OBJECT_ATTRIBUTES[attribute]["enum"]]
+
+
+class SyncStatus(models.TextChoices):
+    SYNCED = "synced", _("synced")
+    PENDING = "pending", _("pending push")
+    FAILED = "failed", _("failed")
+
+
+class Customer(models.Model):
+    """One Stripe Customer, mirrored. ``stripe_id`` is null until the customer exists upstream."""
+
+    stripe_id = models.CharField(
+        _("Stripe id"), max_length=ID_LENGTH, unique=True, null=True, blank=True, editable=False
+    )
+
+    # Attributes of Stripe's Customer object, under their API names.
+    address = models.JSONField(null=True, blank=True)
+    balance = models.BigIntegerField(
+        null=True, blank=True, default=0, help_text=_("In the currency's smallest unit.")
+    )
+    business_name = _text("business_name")
+    cash_balance = models.JSONField(null=True, blank=True)
+    created = models.DateTimeField(null=True, blank=True, db_index=True)
+    currency = _text("currency")
+    customer_account = _text("customer_account")
+    default_source = _text("default_source")
+    delinquent = models.BooleanField(null=True, blank=True, default=False)
+    description = _text("description")
+    discount = models.JSONField(null=True, blank=True)
+    email = _text("email", db_index=True)
+    individual_name = _text("individual_name")
+    invoice_credit_balance = models.JSONField(null=True, blank=True)
+    invoice_prefix = _text("invoice_prefix")
+    invoice_settings = models.JSONField(null=True, blank=True)
+    livemode = models.BooleanField(default=False)
+    metadata = models.JSONField(default=dict, blank=True)
+    name = _text("name")
+    next_invoice_sequence = models.BigIntegerField(null=True, blank=True)
+    phone = _text("phone")
+    preferred_locales = models.JSONField(default=list, blank=True)
+    shipping = models.JSONField(null=True, blank=True)
+    sources = models.JSONField(null=True, blank=True)
+    subscriptions = models.JSONField(null=True, blank=True)
+    tax = models.JSONField(null=True, blank=True)
+    tax_exempt = _text("tax_exempt", choices=_choices("tax_exempt"))
+    tax_ids = models.JSONField(null=True, blank=True)
+    test_clock = _text("test_clock")
+    deleted = models.BooleanField(
+        default=False, db_index=True, help_text=_("Deleted in Stripe; the row is kept.")
+    )
+
+    # Sync bookkeeping.
+    stripe_data = models.JSONField(
+        default=dict, blank=True, editable=False, help_text=_("The last object seen from Stripe.")
+    )
+    sync_status = models.CharField(
+        max_length=16, choices=SyncStatus.choices, default=SyncStatus.PENDING, db_index=True
+    )
+    synced_at = models.DateTimeField(null=True, blank=True, editable=False)
+    sync_error = models.TextField(blank=True, default="", editable=False)
+    remote_updated_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("Time of the newest Stripe data applied (refuses older events)."),
+    )
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="stripe_customer",
+    )
+
+    class Meta:
+        verbose_name = _("customer")
+        verbose_name_plural = _("customers")
+        ordering = ("-created", "-id")
+
+    def __str__(self) -> str:
+        label = self.email or self.name or (f"customer #{self.pk}" if self.pk else "new customer")
+        return f"{label} ({self.stripe_id})" if self.stripe_id else label
+
+    @property
+    def dashboard_url(self) -> str | None:
+        """This customer in Stripe's dashboard (test or live from ``livemode``), if it exists."""
+        if not self.stripe_id:
+            return None
+        mode = "" if self.livemode else "test/"
+        return f"https://dashboard.stripe.com/{mode}customers/{self.stripe_id}"
+
+
+class PullRun(models.Model):
+    """One run of ``pull_all`` (all its partitions): what it covered, what it did, when.
+
+    Partitions add their counts to the row as they finish (no Celery result backend needed);
+    the last one to finish closes the run.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("running")
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed")
+
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    created_gte = models.BigIntegerField(null=True, blank=True)
+    created_lt = models.BigIntegerField(null=True, blank=True)
+    partitions = models.PositiveIntegerField(default=1)
+    partitions_done = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    marked_deleted = models.PositiveIntegerField(default=0)
+    pages = models.PositiveIntegerField(default=0)
+    requests = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        verbose_name = _("pull run")
+        ordering = ("-started_at",)
+        get_latest_by = "started_at"
+
+    def __str__(self) -> str:
+        return f"pull {self.started_at:%Y-%m-%d %H:%M:%S} ({self.status})"
+
+    @property
+    def is_full(self) -> bool:
+        """Whether the run covered every customer (no ``created`` range)."""
+        return self.created_gte is None and self.created_lt is None

@@ -1,0 +1,19 @@
+"""Sync between the local rows and Stripe: ``pull`` (Stripe -> DB), later ``push`` and ``merge``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__all__ = ["PullResult", "apply_customer", "pull_all", "pull_customer"]
+
+if TYPE_CHECKING:
+    from .pull import PullResult, apply_customer, pull_all, pull_customer
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so importing the package does not import models before the app registry is ready.
+    if name in __all__:
+        from . import pull
+
+        return getattr(pull, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,114 @@
+"""``manage.py stripe_customers``: output and exit codes, against the Stripe emulator."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from django_stripe_customers.models import Customer, PullRun
+from django_stripe_customers.stripe.factory import get_client
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args):
+    out, err = io.StringIO(), io.StringIO()
+    call_command("stripe_customers", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+@pytest.mark.django_db
+def test_pull_all_prints_a_summary(stripe_settings):
+    stripe_settings.seed(130)
+    out, err = run("pull")
+    assert "Pulled 130 customers: 130 created, 0 updated, 0 unchanged, 0 marked deleted" in out
+    assert "2 requests (2 pages)" in out
+    assert err == ""
+    assert Customer.objects.count() == 130
+
+
+@pytest.mark.django_db
+def test_pull_since_limits_by_created(stripe_settings):
+    stripe_settings.seed(10, spacing=3600)
+    created = sorted(c["created"] for c in stripe_settings.customers.values())
+    out, _ = run("pull", "--since", str(created[6]))
+    assert "Pulled 4 customers" in out
+    assert PullRun.objects.latest().created_gte == created[6]
+
+
+@pytest.mark.django_db
+def test_pull_dry_run_writes_nothing(stripe_settings):
+    stripe_settings.seed(5)
+    out, _ = run("pull", "--dry-run")
+    assert "5 created" in out and "dry run: nothing was written" in out
+    assert Customer.objects.count() == 0
+    assert PullRun.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_pull_ids_reports_each_and_fails_on_404(stripe_settings):
+    remote = get_client().customers.create({"email": "one@example.com"})
+    with pytest.raises(CommandError, match="1 of 2 customers could not be pulled"):
+        run("pull", remote["id"], "cus_DoesNotExist00")
+    assert Customer.objects.get(stripe_id=remote["id"]).email == "one@example.com"
+
+
+@pytest.mark.django_db
+def test_status_counts_and_last_full_pull(stripe_settings):
+    out, _ = run("status")
+    assert "customers: 0" in out and "last full pull: never" in out
+    stripe_settings.seed(3)
+    run("pull")
+    out, _ = run("status")
+    assert "customers: 3" in out
+    assert "synced   3" in out
+    assert "last full pull: " in out and "(succeeded, 3 customers, 0 errors)" in out
+
+
+@pytest.mark.django_db
+def test_bad_arguments_are_clear_errors(stripe_settings):
+    with pytest.raises(CommandError, match="--partitions must be at least 1"):
+        run("pull", "--partitions", "0")
+    with pytest.raises(CommandError, match="cannot use --partitions"):
+        run("pull", "--dry-run", "--partitions", "2")
+    with pytest.raises(CommandError, match="not a date"):
+        run("pull", "--since", "yesterday-ish")
+
+
+def _manage(tmp_path, *args, **env):
+    database = tmp_path / "db.sqlite3"
+    environ = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DJANGO_SETTINGS_MODULE": "tests.settings_file_db",
+        "TEST_DB_PATH": str(database),
+        **env,
+    }
+    environ.pop("STRIPE_API_KEY", None)
+    command = [sys.executable, "-m", "django", *args]
+    return subprocess.run(command, env=environ, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.slow
+def test_unreachable_stripe_is_one_line_and_exit_1_without_traceback(tmp_path):
+    assert _manage(tmp_path, "migrate", "-v0").returncode == 0
+    done = _manage(tmp_path, "stripe_customers", "pull", STRIPE_TEST_MAX_RETRIES="0")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "could not connect" in done.stderr
+    assert "sk_test" not in done.stderr + done.stdout
+
+
+@pytest.mark.slow
+def test_missing_key_is_one_line_and_exit_1(tmp_path):
+    assert _manage(tmp_path, "migrate", "-v0").returncode == 0
+    done = _manage(tmp_path, "stripe_customers", "pull", TEST_NO_API_KEY="1")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "No Stripe API key" in done.stderr
