@@ -1,11 +1,12 @@
 # `make test` and `make demo` each bootstrap their own .venv with the machine's python3.
 PYTHON ?= python3
+SERVE ?= 1
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED_SPEC := ../shared/stripe/customer.json
 
-.PHONY: test demo venv lint test-sqlite test-postgres bench clean
+.PHONY: test demo venv lint test-sqlite test-postgres bench bench-pull clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,11 +45,16 @@ test-postgres: $(STAMP)
 
 test: lint test-sqlite test-postgres
 
+# SERVE=0 seeds, pulls, prints the summary and exits (what CI can run).
 demo: $(STAMP)
-	VENV=$(VENV) bash scripts/demo.sh
+	VENV=$(VENV) SERVE=$(SERVE) bash scripts/demo.sh
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/emulator_bench.py
+
+# Full pull of 1,000 and 10,000 customers into SQLite and PostgreSQL, ours and dj-stripe's.
+bench-pull: $(STAMP)
+	$(BIN)/python benchmarks/pull.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache example_project/db.sqlite3

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# `make demo`: migrate the example project's SQLite database, start a local Stripe on 127.0.0.1
-# when no STRIPE_API_KEY is set, and run the example project on http://127.0.0.1:8000.
+# `make demo`: start a local Stripe on 127.0.0.1 when no STRIPE_API_KEY is set and seed it with
+# varied customers, migrate the example project's SQLite database, pull every customer into it,
+# create the admin user, and run the example project on http://127.0.0.1:8000.
+# SERVE=0 stops after the pull and its summary (exit 0), for CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -15,7 +17,7 @@ trap cleanup EXIT INT TERM
 
 if [ -z "${STRIPE_API_KEY:-}" ]; then
   echo "No STRIPE_API_KEY set: starting the local Stripe emulator on 127.0.0.1:$STRIPE_PORT"
-  "$PY" -m django_stripe_customers.testing --port "$STRIPE_PORT" --seed 5 &
+  "$PY" -m django_stripe_customers.testing --port "$STRIPE_PORT" &
   EMULATOR_PID=$!
   export STRIPE_API_KEY=sk_test_local
   export STRIPE_API_BASE="http://127.0.0.1:$STRIPE_PORT"
@@ -31,8 +33,20 @@ fi
 
 cd example_project
 "$PY" manage.py migrate --noinput
+if [ -n "$EMULATOR_PID" ]; then
+  "$PY" manage.py demo_seed
+  "$PY" manage.py stripe_customers pull
+  # Show deletion detection: delete one upstream, and let the next full pull flag it.
+  "$PY" manage.py demo_seed --delete-one
+fi
+"$PY" manage.py stripe_customers pull
+"$PY" manage.py stripe_customers status
 if ! "$PY" manage.py shell -c "from django.contrib.auth.models import User; raise SystemExit(0 if User.objects.filter(username='admin').exists() else 1)"; then
   DJANGO_SUPERUSER_PASSWORD=admin "$PY" manage.py createsuperuser --noinput --username admin --email admin@example.com
+fi
+echo "Demo superuser: admin / admin"
+if [ "${SERVE:-1}" = "0" ]; then
+  exit 0
 fi
 echo "Demo: http://127.0.0.1:$DEMO_PORT/  (admin: admin / admin)"
 "$PY" manage.py runserver "127.0.0.1:$DEMO_PORT" --noreload

@@ -23,15 +23,41 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-def test_demo_serves_the_example_project_against_the_local_stripe(tmp_path):
-    demo_port, stripe_port = free_port(), free_port()
-    env = {
+def demo_env(tmp_path, demo_port, stripe_port, **extra):
+    return {
         **{k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "DJANGO_"))},
         "VENV": str(Path(sys.executable).parent.parent),
         "DEMO_PORT": str(demo_port),
         "STRIPE_PORT": str(stripe_port),
         "DEMO_DB": str(tmp_path / "demo.sqlite3"),
+        **extra,
     }
+
+
+@pytest.mark.slow
+def test_demo_with_serve_0_seeds_pulls_summarises_and_exits_0(tmp_path):
+    stripe_port = free_port()
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "demo.sh")],
+        env=demo_env(tmp_path, free_port(), stripe_port, SERVE="0"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "seeded 12 customers" in done.stdout
+    assert "Pulled 12 customers: 12 created" in done.stdout
+    second_pull = "Pulled 11 customers: 0 created, 0 updated, 11 unchanged, 1 marked deleted"
+    assert second_pull in done.stdout
+    assert "customers: 12" in done.stdout and "deleted  1" in done.stdout
+    assert "Demo superuser: admin / admin" in done.stdout
+    assert _port_closes(stripe_port, within=20), "the emulator stops with the demo"
+
+
+@pytest.mark.slow
+def test_demo_serves_the_example_project_against_the_local_stripe(tmp_path):
+    demo_port, stripe_port = free_port(), free_port()
+    env = demo_env(tmp_path, demo_port, stripe_port)
     process = subprocess.Popen(
         ["bash", str(ROOT / "scripts" / "demo.sh")],
         env=env,
@@ -51,12 +77,16 @@ def test_demo_serves_the_example_project_against_the_local_stripe(tmp_path):
         assert page is not None, "demo did not come up: " + _output(process)
         assert page.status_code == 200
         assert f"http://127.0.0.1:{stripe_port}" in page.text
-        assert page.text.count("<code>cus_") == 5, "the five seeded customers are listed"
+        assert "The local mirror (12 customers)" in page.text, "the seeded customers were pulled"
+        assert page.text.count('class="deleted"') == 1, "the one deleted upstream is flagged"
+        assert page.text.count("<code>cus_") == 12 + 5
         login = requests.get(f"http://127.0.0.1:{demo_port}/admin/login/", timeout=5)
         assert login.status_code == 200
     finally:
         _stop(process)
-    assert _port_closes(stripe_port, within=10), "the emulator was stopped with the demo"
+    assert _port_closes(stripe_port, within=20), "the emulator outlived the demo:\n" + _listeners(
+        stripe_port
+    )
 
 
 def _port_closes(port: int, within: float) -> bool:
@@ -81,6 +111,12 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+def _listeners(port: int) -> str:
+    """Who listens on ``port`` (for the failure message)."""
+    done = subprocess.run(["ss", "-ltnp", f"sport = :{port}"], capture_output=True, text=True)
+    return done.stdout or done.stderr
 
 
 def _output(process: subprocess.Popen[bytes]) -> str:

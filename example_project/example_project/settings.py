@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_stripe_customers",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -69,6 +70,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The API key comes from STRIPE_API_KEY (conf.py's fallback); never write a real key here.
 STRIPE_CUSTOMERS = {
     "API_BASE": os.environ.get("STRIPE_API_BASE", "https://api.stripe.com"),
+}
+
+# Celery: eager (in-process) unless a broker is configured.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+# Optional periodic full reconcile (needs `celery -A example_project beat`):
+CELERY_BEAT_SCHEDULE = {
+    "stripe-customers-pull-all": {"task": "stripe_customers.pull_all", "schedule": 6 * 3600},
 }
 
 LOGGING = {

@@ -1,4 +1,4 @@
-"""The demo's front page: which Stripe it talks to, and the newest customers there."""
+"""The demo's front page: which Stripe it talks to, the local mirror, and Stripe's newest."""
 
 from __future__ import annotations
 
@@ -6,16 +6,22 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from django_stripe_customers import conf
+from django_stripe_customers.models import Customer
 from django_stripe_customers.stripe import StripeError
 from django_stripe_customers.stripe.factory import get_client
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    context = {"api_base": conf.get_setting("API_BASE"), "customers": [], "error": None}
+    context = {
+        "api_base": conf.get_setting("API_BASE"),
+        "mirror": Customer.objects.all()[:50],
+        "mirror_count": Customer.objects.count(),
+        "customers": [],
+        "error": None,
+    }
     try:
-        page = get_client().customers.list(limit=10)
+        page = get_client().customers.list(limit=5)
         context["customers"] = page["data"]
-        context["has_more"] = page["has_more"]
     except StripeError as exc:
         context["error"] = str(exc)
     return render(request, "home.html", context)
