@@ -1,0 +1,100 @@
+"""The production shape: PostgreSQL, a Redis broker and real Celery worker processes.
+
+Runs in the PostgreSQL tier (a worker cannot see SQLite's in-memory test database).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from django_stripe_customers.models import Customer, PullRun
+from django_stripe_customers.sync import pull_all
+from tests.celery_app import app
+
+ROOT = Path(__file__).resolve().parent.parent
+BROKER = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="needs the PostgreSQL tier (make test-postgres)"
+    ),
+]
+
+
+@pytest.fixture
+def celery_worker_process(stripe_settings):
+    """Two real worker processes (prefork, concurrency 2) on a queue unique to this test."""
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DJANGO_SETTINGS_MODULE": "tests.settings_worker",
+        "WORKER_DB_NAME": connection.settings_dict["NAME"],
+        "WORKER_STRIPE_URL": stripe_settings.url,
+        "WORKER_BROKER_URL": BROKER,
+    }
+    command = [
+        sys.executable, "-m", "celery", "-A", "tests.worker_app", "worker",
+        "--concurrency", "2", "--pool", "prefork", "--queues", queue,
+        "--without-heartbeat", "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+    ]  # fmt: skip
+    worker = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    overrides = {"task_always_eager": False, "broker_url": BROKER, "task_default_queue": queue}
+    saved = {name: app.conf[name] for name in overrides}
+    app.conf.update(overrides)
+    try:
+        _wait_ready(worker)
+        yield worker
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(timeout=5)
+        app.conf.update(saved)
+
+
+def _wait_ready(worker: subprocess.Popen[str], timeout: float = 60) -> None:
+    assert worker.stdout is not None
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        line = worker.stdout.readline()
+        if not line and worker.poll() is not None:
+            break
+        seen.append(line)
+        if "ready." in line:
+            return
+    raise AssertionError("the Celery worker did not start:\n" + "".join(seen[-40:]))
+
+
+def test_partitioned_pull_runs_in_real_workers(stripe_settings, celery_worker_process):
+    emulator = stripe_settings
+    emulator.seed(450, spacing=3600)
+
+    result = pull_all(partitions=3, timeout=90)
+
+    assert result.created == 450
+    assert Customer.objects.count() == 450
+    run = PullRun.objects.latest()
+    assert (run.partitions, run.partitions_done, run.status) == (3, 3, "succeeded")
+    slices = sorted(
+        (int(r.params["created"]["gte"]), int(r.params["created"]["lt"]))
+        for r in emulator.requests
+        if r.path == "/v1/customers" and "starting_after" not in r.params
+    )
+    assert len(slices) == 3, "one first page per slice"
+    assert all(a[1] == b[0] for a, b in pairwise(slices)), "contiguous"
