@@ -1,10 +1,16 @@
-"""Shared fixtures: a real ``localstripe`` server, the fault-injecting proxy, and clients.
+"""Shared fixtures: the local Stripe servers, the fault-injecting proxy, and clients.
 
 - ``localstripe_server`` (session): localstripe in a subprocess on 127.0.0.1, ``.url``.
 - ``localstripe`` (function): the same server, its store emptied before the test.
 - ``localstripe_client``: a ``StripeClient`` pointed at it (fast retries, 5 s timeout).
 - ``localstripe_settings``: pytest-django ``settings`` with ``STRIPE_CUSTOMERS`` pointed at it.
-- ``fault_proxy``: a started ``FaultProxy`` in front of localstripe; ``proxied_client`` uses it.
+- ``stripe_backend`` (parametrized ``emulator``/``localstripe``): one of the two servers, empty,
+  behind a small uniform interface (``StripeBackend``); a test using it runs once per server.
+  ``EMULATOR_ONLY`` (a mark) pins a test to the emulator.
+- ``fault_proxy``: a started ``FaultProxy`` in front of ``stripe_backend``; ``proxied_client``
+  uses it.
+- ``emulator_client``: a client pointed at the (reset) emulator (``stripe_emulator`` fixture from
+  our pytest plugin).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from tests.faultproxy import FaultProxy
 
 if TYPE_CHECKING:
     from django_stripe_customers.stripe import StripeClient
+    from django_stripe_customers.testing import StripeEmulator
 
 LOCAL_KEY = "sk_test_local"
 STARTUP_TIMEOUT = 20.0
@@ -158,9 +165,66 @@ def localstripe_settings(localstripe: LocalStripeServer, settings: Any) -> Any:
     return settings
 
 
+EMULATOR = "emulator"
+LOCALSTRIPE = "localstripe"
+
+
+@dataclass
+class StripeBackend:
+    """The local Stripe a test runs against, whichever it is.
+
+    ``name`` is ``"emulator"`` (our ``StripeEmulator``, faithful to Stripe) or ``"localstripe"``
+    (an independent implementation with documented deviations); exactly one of ``emulator`` /
+    ``localstripe`` is set, for what only that server can tell.
+    """
+
+    name: str
+    url: str
+    emulator: StripeEmulator | None = None
+    localstripe: LocalStripeServer | None = None
+
+    @property
+    def is_emulator(self) -> bool:
+        return self.name == EMULATOR
+
+    def customer_ids(self) -> list[str]:
+        """The ids of the customers stored and not deleted, in no particular order."""
+        if self.emulator is not None:
+            with self.emulator.store.lock:
+                return [
+                    customer_id
+                    for customer_id, customer in self.emulator.customers.items()
+                    if not customer.get("deleted")
+                ]
+        assert self.localstripe is not None
+        return self.localstripe.customer_ids()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(EMULATOR, id=EMULATOR),
+        pytest.param(LOCALSTRIPE, id=LOCALSTRIPE, marks=pytest.mark.localstripe),
+    ]
+)
+def stripe_backend(request: pytest.FixtureRequest) -> StripeBackend:
+    """Each server in turn, emptied before the test (only the one in use is started)."""
+    if request.param == EMULATOR:
+        emulator: StripeEmulator = request.getfixturevalue("stripe_emulator")
+        return StripeBackend(EMULATOR, emulator.url, emulator=emulator)
+    if request.param == LOCALSTRIPE:
+        server: LocalStripeServer = request.getfixturevalue("localstripe")
+        return StripeBackend(LOCALSTRIPE, server.url, localstripe=server)
+    raise ValueError(f"unknown Stripe backend {request.param!r}")
+
+
+#: Run a test that uses ``stripe_backend`` against the emulator only (what only Stripe and the
+#: emulator do, such as honouring Idempotency-Key).
+EMULATOR_ONLY = pytest.mark.parametrize("stripe_backend", [EMULATOR], indirect=True)
+
+
 @pytest.fixture
-def fault_proxy(localstripe: LocalStripeServer) -> Iterator[FaultProxy]:
-    with FaultProxy(localstripe.url) as proxy:
+def fault_proxy(stripe_backend: StripeBackend) -> Iterator[FaultProxy]:
+    with FaultProxy(stripe_backend.url) as proxy:
         yield proxy
 
 

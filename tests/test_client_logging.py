@@ -2,8 +2,11 @@
 ``extra`` fields, formatted tracebacks), exceptions (``str``, ``repr``, attributes, the chained
 causes) or the client's ``repr``. Every logger is captured at DEBUG (requests and urllib3 too).
 
-localstripe sends no ``Request-Id``; where the INFO line's request id is checked, the proxy adds
-one (``inject_request_id``), as Stripe would.
+Tests that reach a server run against both (``stripe_backend``). Stripe sends a ``Request-Id``
+on every response (README, "Responses carry Request-Id"), and so does the emulator, whose ids
+the INFO lines must show; localstripe sends none (a deviation), so there the proxy adds one
+(``inject_request_id``), as Stripe would. The emulator runs in this process, so its own log
+records are captured and checked for the key too.
 """
 
 from __future__ import annotations
@@ -26,10 +29,8 @@ from django_stripe_customers.stripe import (
     StripeClient,
     StripeError,
 )
-from tests.conftest import LocalStripeServer, make_client
+from tests.conftest import EMULATOR_ONLY, StripeBackend, make_client
 from tests.faultproxy import STALL, STATUS, FaultProxy
-
-pytestmark = pytest.mark.localstripe
 
 MARKER = "DONOTLEAK"
 TAIL = "q7Zx81LmPw3RtY5uVb0n"  # 20 random characters
@@ -49,9 +50,18 @@ def capture(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 
 @pytest.fixture
-def proxy(localstripe: LocalStripeServer) -> Iterator[FaultProxy]:
-    with FaultProxy(localstripe.url, inject_request_id=True) as proxy:
+def proxy(stripe_backend: StripeBackend) -> Iterator[FaultProxy]:
+    with FaultProxy(stripe_backend.url, inject_request_id=True) as proxy:
         yield proxy
+
+
+def _request_ids(backend: StripeBackend, proxy: FaultProxy) -> list[str]:
+    """The Request-Id of each forwarded response, in order: the emulator's own ids (Stripe
+    sends one, README "Responses carry Request-Id"); on localstripe, which sends none, the
+    proxy's ``req_faultproxy_<seq>``."""
+    if backend.emulator is not None:
+        return [r.request_id for r in backend.emulator.requests]
+    return [f"req_faultproxy_{r.seq}" for r in proxy.requests if r.forwarded]
 
 
 @pytest.fixture
@@ -101,7 +111,10 @@ def test_client_repr_hides_the_key() -> None:
 
 
 def test_success_logs_one_info_line_per_response(
-    client: StripeClient, capture: pytest.LogCaptureFixture
+    client: StripeClient,
+    proxy: FaultProxy,
+    stripe_backend: StripeBackend,
+    capture: pytest.LogCaptureFixture,
 ) -> None:
     customer = client.customers.create({"email": "log@example.com", "metadata": {"k": "v"}})
     client.customers.retrieve(customer["id"])
@@ -118,11 +131,14 @@ def test_success_logs_one_info_line_per_response(
         ("DELETE", f"/v1/customers/{customer['id']}", 4),
     ]
     assert len(infos) == len(expected)
+    request_ids = _request_ids(stripe_backend, proxy)
+    assert len(set(request_ids)) == len(expected)
     for record, (method, path, seq) in zip(infos, expected, strict=True):
         message = record.getMessage()
         assert re.search(rf"\b{method} {re.escape(path)}\b", message), message
         assert re.search(r"\b200\b", message), message
-        assert f"req_faultproxy_{seq}" in message  # the response's Request-Id
+        assert request_ids[seq] in message  # the response's Request-Id
+        assert record.stripe_request_id == request_ids[seq]  # type: ignore[attr-defined]
         assert re.search(r"\d+(\.\d+)?\s*ms", message), message  # duration
         assert re.search(r"attempt 1\b", message), message
     assert not _stripe_records(capture, logging.WARNING)
@@ -131,29 +147,48 @@ def test_success_logs_one_info_line_per_response(
     _assert_no_secret_in_logs(capture)
 
 
-def test_info_line_without_request_id(
-    localstripe: LocalStripeServer, capture: pytest.LogCaptureFixture
+def test_info_line_straight_from_the_server(
+    stripe_backend: StripeBackend, capture: pytest.LogCaptureFixture
 ) -> None:
-    """Straight to localstripe, which sends no Request-Id: the line is still written."""
-    make_client(localstripe.url, api_key=KEY).customers.list()
+    """No proxy. The emulator sends a Request-Id, as Stripe does (README, "Responses carry
+    Request-Id"), and the line shows it; localstripe sends none (a deviation): the line is
+    still written, with ``-`` for the id."""
+    make_client(stripe_backend.url, api_key=KEY).customers.list()
     [info] = _stripe_records(capture, logging.INFO)
     assert "GET /v1/customers" in info.getMessage()
     assert "200" in info.getMessage()
+    if stripe_backend.emulator is not None:
+        [logged] = stripe_backend.emulator.requests
+        assert logged.request_id.startswith("req_")
+        assert logged.request_id in info.getMessage()
+        assert info.stripe_request_id == logged.request_id  # type: ignore[attr-defined]
+    else:
+        assert re.search(r"-> 200 - in", info.getMessage()), info.getMessage()
+        assert info.stripe_request_id is None  # type: ignore[attr-defined]
     _assert_no_secret_in_logs(capture)
 
 
 def test_404_and_400_are_logged_and_raised_without_the_key(
-    client: StripeClient, capture: pytest.LogCaptureFixture
+    client: StripeClient,
+    proxy: FaultProxy,
+    stripe_backend: StripeBackend,
+    capture: pytest.LogCaptureFixture,
 ) -> None:
     with pytest.raises(InvalidRequestError) as not_found:
         client.customers.retrieve("cus_missing")
     with pytest.raises(InvalidRequestError) as bad_param:
         client.customers.create({"bogus": "1"})
 
+    request_ids = _request_ids(stripe_backend, proxy)
+    if stripe_backend.is_emulator:
+        assert request_ids[0].startswith("req_")
+    else:
+        assert request_ids[0] == "req_faultproxy_0"
     assert not_found.value.http_status == 404
-    assert not_found.value.request_id == "req_faultproxy_0"
-    assert "req_faultproxy_0" in str(not_found.value)
+    assert not_found.value.request_id == request_ids[0]
+    assert request_ids[0] in str(not_found.value)
     assert bad_param.value.http_status == 400
+    assert bad_param.value.request_id == request_ids[1]
     infos = [r.getMessage() for r in _stripe_records(capture, logging.INFO)]
     assert len(infos) == 2
     assert "GET /v1/customers/cus_missing" in infos[0] and "404" in infos[0]
@@ -164,13 +199,32 @@ def test_404_and_400_are_logged_and_raised_without_the_key(
     _assert_no_secret_in_logs(capture)
 
 
-def test_401_with_a_restricted_key_does_not_leak(
+def test_restricted_key_does_not_leak(
+    proxy: FaultProxy, stripe_backend: StripeBackend, capture: pytest.LogCaptureFixture
+) -> None:
+    """Stripe accepts a restricted ``rk_`` key (README, "Auth"), and so does the emulator;
+    localstripe refuses it with 401 (a deviation). Either way the key is nowhere."""
+    client = make_client(proxy.url, api_key=f"rk_test_{SECRET}")
+    _assert_no_secret(repr(client), "repr(client)")
+    if stripe_backend.is_emulator:
+        assert client.customers.list()["object"] == "list"
+    else:
+        with pytest.raises(AuthenticationError) as excinfo:
+            client.customers.list()
+        _assert_no_secret_in_error(excinfo.value)
+    _assert_no_secret_in_logs(capture)
+
+
+def test_401_with_a_publishable_key_does_not_leak(
     proxy: FaultProxy, capture: pytest.LogCaptureFixture
 ) -> None:
-    """localstripe refuses ``rk_`` keys (Stripe would accept a restricted key)."""
-    client = make_client(proxy.url, api_key=f"rk_test_{SECRET}")
+    """A key both servers refuse: 401, and the key is in neither the error nor the logs.
+    Stripe's message quotes the key masked (the emulator keeps its first 8 and last 4
+    characters, none of them a secret fragment); localstripe's does not quote it."""
+    client = make_client(proxy.url, api_key=f"pk_test_{SECRET}")
     with pytest.raises(AuthenticationError) as excinfo:
         client.customers.list()
+    assert excinfo.value.http_status == 401
     _assert_no_secret(repr(client), "repr(client)")
     _assert_no_secret_in_error(excinfo.value)
     _assert_no_secret_in_logs(capture)
@@ -218,6 +272,7 @@ def test_connection_failure_to_closed_port(capture: pytest.LogCaptureFixture) ->
     _assert_no_secret_in_logs(capture)
 
 
+@EMULATOR_ONLY  # nothing reaches the server: the client alone is tested
 def test_timeout(proxy: FaultProxy, capture: pytest.LogCaptureFixture) -> None:
     client = make_client(proxy.url, api_key=KEY, timeout=0.3, max_retries=1)
     proxy.enqueue(STALL(2), STALL(2))
@@ -229,9 +284,20 @@ def test_timeout(proxy: FaultProxy, capture: pytest.LogCaptureFixture) -> None:
 
 
 def test_query_string_values_are_not_logged(
-    client: StripeClient, capture: pytest.LogCaptureFixture
+    client: StripeClient, stripe_backend: StripeBackend, capture: pytest.LogCaptureFixture
 ) -> None:
-    client.customers.list({"starting_after": "cus_PRIVATEVALUE"}, limit=2)
+    """A cursor naming no customer: the emulator answers as Stripe does, 400
+    ``resource_missing`` with ``param="starting_after"`` (not spelled out in
+    /work/shared/stripe); localstripe ignores it and returns a page (a deviation). Either way
+    the value is not logged."""
+    if stripe_backend.is_emulator:
+        with pytest.raises(InvalidRequestError) as excinfo:
+            client.customers.list({"starting_after": "cus_PRIVATEVALUE"}, limit=2)
+        assert excinfo.value.http_status == 400
+        assert excinfo.value.param == "starting_after"
+    else:
+        client.customers.list({"starting_after": "cus_PRIVATEVALUE"}, limit=2)
+    assert _stripe_records(capture, logging.INFO)
     for record in capture.records:
         if record.name == LOGGER:
             assert "cus_PRIVATEVALUE" not in record.getMessage()
