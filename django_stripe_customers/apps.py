@@ -1,4 +1,4 @@
-"""App configuration: registers the system checks (and, later, the signal receivers)."""
+"""App configuration: registers the system checks and connects the signal receivers."""
 
 from __future__ import annotations
 
@@ -12,4 +12,4 @@ class StripeCustomersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the checks)
+        from . import checks, signals  # noqa: F401  (registers the checks and receivers)

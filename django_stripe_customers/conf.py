@@ -43,6 +43,8 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     ],
     # Whether saving a Customer schedules a push to Stripe.
     "PUSH_ON_SAVE": True,
+    # The pending sweep (push_pending_task) re-enqueues rows pending for longer than this (s).
+    "PUSH_SWEEP_AFTER": 60,
     # DRF permission classes guarding the customers API.
     "API_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
 }

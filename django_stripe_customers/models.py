@@ -33,6 +33,30 @@ def _choices(attribute: str) -> list[tuple[str, str]]:
     return [(value, value) for value in schema.OBJECT_ATTRIBUTES[attribute]["enum"]]
 
 
+#: Bookkeeping a local save writes besides the edited fields (see ``signals``).
+SAVE_TRACKING_FIELDS = ("sync_status", "local_version", "pending_since")
+
+
+class CustomerQuerySet(models.QuerySet["Customer"]):
+    def mark_pending(self) -> int:
+        """Mark these rows as edited locally and schedule their push (``QuerySet.update()``
+        alone sends no signal, so it does not push); returns how many rows were marked."""
+        from .signals import mark_pending
+
+        return mark_pending(self)
+
+
+class CustomerManager(models.Manager["Customer"]):
+    def get_queryset(self) -> CustomerQuerySet:
+        return CustomerQuerySet(self.model, using=self._db)
+
+    def mark_pending(self, queryset: models.QuerySet[Customer] | None = None) -> int:
+        """``Customer.objects.mark_pending(qs)``: push rows changed by ``qs.update(...)``."""
+        from .signals import mark_pending
+
+        return mark_pending(self.get_queryset() if queryset is None else queryset)
+
+
 class SyncStatus(models.TextChoices):
     SYNCED = "synced", _("synced")
     PENDING = "pending", _("pending push")
@@ -91,6 +115,19 @@ class Customer(models.Model):
     )
     synced_at = models.DateTimeField(null=True, blank=True, editable=False)
     sync_error = models.TextField(blank=True, default="", editable=False)
+    local_version = models.PositiveBigIntegerField(
+        default=0, editable=False, help_text=_("Bumped by every local save.")
+    )
+    pushed_version = models.PositiveBigIntegerField(
+        default=0, editable=False, help_text=_("The local version Stripe has acknowledged.")
+    )
+    pending_since = models.DateTimeField(null=True, blank=True, editable=False)
+    push_intent = models.JSONField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("The request being sent to Stripe (resent as is, same key, until answered)."),
+    )
     remote_updated_at = models.DateTimeField(
         null=True,
         blank=True,
@@ -106,6 +143,8 @@ class Customer(models.Model):
         related_name="stripe_customer",
     )
 
+    objects = CustomerManager()
+
     class Meta:
         verbose_name = _("customer")
         verbose_name_plural = _("customers")
@@ -114,6 +153,18 @@ class Customer(models.Model):
     def __str__(self) -> str:
         label = self.email or self.name or (f"customer #{self.pk}" if self.pk else "new customer")
         return f"{label} ({self.stripe_id})" if self.stripe_id else label
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save; a save limited by ``update_fields`` still records that it needs pushing."""
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], *SAVE_TRACKING_FIELDS}
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        """Stripe's limits, checked before anything is sent (``full_clean`` calls this)."""
+        from .validation import validate_customer_fields
+
+        validate_customer_fields({name: getattr(self, name) for name in _validated_fields()})
 
     @property
     def dashboard_url(self) -> str | None:
@@ -163,3 +214,9 @@ class PullRun(models.Model):
     def is_full(self) -> bool:
         """Whether the run covered every customer (no ``created`` range)."""
         return self.created_gte is None and self.created_lt is None
+
+
+def _validated_fields() -> tuple[str, ...]:
+    from .sync.push import PUSHABLE_FIELDS
+
+    return PUSHABLE_FIELDS

@@ -7,13 +7,18 @@ exponential backoff; permanent errors (bad key, 404, invalid request) fail at on
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, NoReturn
 
 from celery import shared_task
 from celery.app.task import Task
+from django.db.models import Q
+from django.utils import timezone
 
+from . import conf
+from .models import Customer, SyncStatus
 from .stripe import StripeError
-from .sync import pull
+from .sync import pull, push
 
 TASK_OPTIONS: dict[str, Any] = {
     "acks_late": True,
@@ -80,3 +85,29 @@ def pull_slice_task(
         _record_failed_slice(run_pk, exc)
     pull.record_partition(run_pk, result)
     return result.as_dict()
+
+
+@shared_task(bind=True, name="stripe_customers.push_customer", **TASK_OPTIONS)
+def push_customer_task(self: Task[Any, Any], customer_pk: int) -> str:
+    """Push one row's local edits (see ``push.push_customer``); returns the outcome."""
+    try:
+        result = push.push_customer(customer_pk, owner=f"task-{self.request.id}")
+    except StripeError as exc:
+        _retry_or_raise(self, exc)
+    return result.outcome
+
+
+@shared_task(name="stripe_customers.push_pending", acks_late=True)
+def push_pending_task(older_than: float | None = None, limit: int = 1000) -> int:
+    """The outbox sweep: re-enqueue rows pending for longer than ``older_than`` seconds
+    (default setting ``PUSH_SWEEP_AFTER``) and pushes whose worker died mid-request."""
+    seconds = conf.get_setting("PUSH_SWEEP_AFTER") if older_than is None else older_than
+    threshold = timezone.now() - timedelta(seconds=seconds)
+    stale = Customer.objects.filter(
+        Q(sync_status=SyncStatus.PENDING, pending_since__lt=threshold, deleted=False)
+        | Q(push_intent__isnull=False, pending_since__lt=threshold)
+    )
+    pks = list(stale.order_by("pending_since").values_list("pk", flat=True)[:limit])
+    for pk in pks:
+        push_customer_task.apply_async((pk,), retry=False)
+    return len(pks)

@@ -112,3 +112,37 @@ def test_missing_key_is_one_line_and_exit_1(tmp_path):
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "No Stripe API key" in done.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_push_pending_pushes_every_pending_row(stripe_settings, settings):
+    settings.STRIPE_CUSTOMERS = {**settings.STRIPE_CUSTOMERS, "PUSH_ON_SAVE": False}
+    for n in range(3):
+        Customer.objects.create(email=f"p{n}@example.com")
+    out, err = run("push", "--pending")
+    assert err == ""
+    assert "Pushed 3 customers: 3 created." in out
+    assert len(stripe_settings.customers) == 3
+    assert not Customer.objects.filter(sync_status="pending").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_push_by_stripe_id_or_pk_and_failures_exit_1(stripe_settings, settings):
+    settings.STRIPE_CUSTOMERS = {**settings.STRIPE_CUSTOMERS, "PUSH_ON_SAVE": False}
+    first = Customer.objects.create(email="one@example.com")
+    run("push", str(first.pk))
+    first.refresh_from_db()
+    first.name = "Renamed"
+    first.save()
+    bad = Customer.objects.create(email="two@example.com", metadata={"k[1]": "bracket"})
+
+    with pytest.raises(CommandError, match="1 of 2 pushes failed"):
+        run("push", first.stripe_id, str(bad.pk))
+
+    assert stripe_settings.customers[first.stripe_id]["name"] == "Renamed"
+    bad.refresh_from_db()
+    assert bad.sync_status == "failed" and "metadata" in bad.sync_error
+    with pytest.raises(CommandError, match="give either --pending"):
+        run("push")
+    with pytest.raises(CommandError, match="no local customer cus_Nope"):
+        run("push", "cus_Nope")

@@ -138,8 +138,8 @@ def test_deleted_upstream_flags_row_and_keeps_its_data(stripe_settings):
 
 
 def test_404_records_error_and_changes_nothing_else(stripe_settings):
-    row = Customer.objects.create(
-        stripe_id="cus_NotInThisAcct1", email="kept@example.com", sync_status=SyncStatus.SYNCED
+    (row,) = Customer.objects.bulk_create(  # as a pull stores it: no save signals
+        [Customer(stripe_id="cus_NotInThisAcct1", email="kept@example.com", sync_status="synced")]
     )
     with pytest.raises(InvalidRequestError) as raised:
         pull_customer("cus_NotInThisAcct1")

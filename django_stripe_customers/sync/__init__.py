@@ -1,19 +1,29 @@
-"""Sync between the local rows and Stripe: ``pull`` (Stripe -> DB), later ``push`` and ``merge``."""
+"""Sync between the local rows and Stripe: ``pull`` (Stripe -> DB) and ``push`` (DB -> Stripe)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["PullResult", "apply_customer", "pull_all", "pull_customer"]
+__all__ = [
+    "PullResult",
+    "PushResult",
+    "apply_customer",
+    "pull_all",
+    "pull_customer",
+    "push_customer",
+]
 
 if TYPE_CHECKING:
     from .pull import PullResult, apply_customer, pull_all, pull_customer
+    from .push import PushResult, push_customer
+
+_PUSH_NAMES = frozenset({"PushResult", "push_customer"})
 
 
 def __getattr__(name: str) -> Any:
     # Lazy, so importing the package does not import models before the app registry is ready.
     if name in __all__:
-        from . import pull
+        from . import pull, push
 
-        return getattr(pull, name)
+        return getattr(push if name in _PUSH_NAMES else pull, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,7 +15,7 @@ from functools import partial
 from itertools import pairwise
 from typing import Any, Final
 
-from django.db import models, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone as django_timezone
 
@@ -24,6 +24,7 @@ from ..conf import get_setting
 from ..models import Customer, PullRun, SyncStatus
 from ..stripe import InvalidRequestError, StripeClient
 from ..stripe.factory import get_client
+from .merge import merge
 
 #: ``id`` is ``stripe_id``, ``object`` is constant, ``deleted`` is set by the deletion paths only.
 _NOT_MIRRORED: Final = frozenset({"id", "object", "deleted"})
@@ -80,39 +81,15 @@ def is_deleted(obj: dict[str, Any]) -> bool:
     return obj.get("deleted") is True
 
 
-def locally_edited_fields(customer: Customer) -> set[str]:
-    """Hook for the three-way merge: writable fields whose local value is not yet pushed.
-
-    A row that is not pending has none. Otherwise a field is edited when its value differs from
-    the last synced snapshot (``stripe_data``); the push issue refines this (metadata per key).
-    """
-    if customer.sync_status != SyncStatus.PENDING:
-        return set()
-    base = fields_from_stripe(customer.stripe_data or {})
-    edited = set()
-    for name in WRITABLE_FIELDS:
-        value = getattr(customer, name)
-        if name in base:
-            if value != base[name]:
-                edited.add(name)
-        elif value != _default(name):
-            edited.add(name)
-    return edited
-
-
-def _default(name: str) -> Any:
-    model_field = Customer._meta.get_field(name)
-    assert isinstance(model_field, models.Field)
-    return model_field.get_default()
-
-
 def _merged_values(customer: Customer | None, obj: dict[str, Any]) -> dict[str, Any]:
-    """The row's new values for ``obj``: remote data, except fields with local edits."""
-    values = fields_from_stripe(obj)
-    if customer is not None:
-        for name in locally_edited_fields(customer):
-            values.pop(name, None)
-    return values
+    """The row's new values for ``obj``: the remote data, three-way merged with unpushed local
+    edits when the row is pending (see ``merge``)."""
+    remote = fields_from_stripe(obj)
+    if customer is None or customer.sync_status != SyncStatus.PENDING:
+        return remote
+    local = {name: getattr(customer, name) for name in WRITABLE_FIELDS}
+    base = fields_from_stripe(customer.stripe_data or {})
+    return merge(local, base, remote, WRITABLE_FIELDS)
 
 
 def _is_unchanged(customer: Customer, obj: dict[str, Any], values: dict[str, Any]) -> bool:

@@ -1,4 +1,4 @@
-"""``manage.py stripe_customers pull|status``: operate the mirror from the shell.
+"""``manage.py stripe_customers pull|push|status``: operate the mirror from the shell.
 
 Expected failures (no key, Stripe unreachable, a 404) print one clear line and exit non-zero;
 they never print a traceback.
@@ -19,7 +19,7 @@ from django.db.models import Count
 
 from ...models import Customer, PullRun, SyncStatus
 from ...stripe import StripeError
-from ...sync import pull
+from ...sync import pull, push
 
 
 def parse_moment(value: str) -> int:
@@ -62,8 +62,31 @@ class Progress:
             self.stream.write("")
 
 
+class Bar:
+    """A progress bar over a known number of items (plain lines when not a terminal)."""
+
+    def __init__(self, stream: OutputWrapper, total: int, width: int = 30) -> None:
+        self.stream, self.total, self.width = stream, total, width
+        self.is_tty = stream.isatty()
+        self._last = 0.0
+
+    def update(self, done: int) -> None:
+        filled = self.width * done // max(self.total, 1)
+        line = f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total}"
+        if self.is_tty:
+            self.stream.write(f"\r{line}", ending="")
+            self.stream.flush()
+        elif time.monotonic() - self._last >= 5 or done == self.total:
+            self._last = time.monotonic()
+            self.stream.write(line)
+
+    def done(self) -> None:
+        if self.is_tty and self.total:
+            self.stream.write("")
+
+
 class Command(BaseCommand):
-    help = "Pull customers from Stripe, or show the state of the mirror."
+    help = "Pull customers from Stripe, push local edits, or show the state of the mirror."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         commands = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
@@ -86,12 +109,23 @@ class Command(BaseCommand):
         pull_parser.add_argument(
             "--dry-run", action="store_true", help="report what would change, change nothing"
         )
+        push_parser = commands.add_parser(
+            "push", help="push local edits to Stripe now (pending rows, or some customers)"
+        )
+        push_parser.add_argument(
+            "customers", nargs="*", metavar="STRIPE_ID_OR_PK", help="cus_... ids or local pks"
+        )
+        push_parser.add_argument(
+            "--pending", action="store_true", help="every pending row (what the sweep does)"
+        )
         commands.add_parser("status", help="counts by sync status, deleted, last full pull")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             if options["subcommand"] == "pull":
                 self.pull(options)
+            elif options["subcommand"] == "push":
+                self.push(options)
             else:
                 self.status()
         except (StripeError, ImproperlyConfigured, TimeoutError) as exc:
@@ -155,6 +189,48 @@ class Command(BaseCommand):
             self.stderr.write(error)
         if result.errors:
             raise CommandError(f"{len(result.errors)} error(s) during the pull")
+
+    # -- push ---------------------------------------------------------------------------------
+
+    def push(self, options: dict[str, Any]) -> None:
+        if options["pending"] == bool(options["customers"]):
+            raise CommandError("give either --pending or some STRIPE_IDs/pks")
+        if options["pending"]:
+            rows = Customer.objects.filter(sync_status=SyncStatus.PENDING, deleted=False)
+            pks = list(rows.order_by("pending_since").values_list("pk", flat=True))
+        else:
+            pks = [self._resolve(ref) for ref in options["customers"]]
+        outcomes: dict[str, int] = {}
+        failures = []
+        bar = Bar(self.stdout, len(pks))
+        for done, pk in enumerate(pks, 1):
+            try:
+                result = push.push_customer(pk)
+            except StripeError as exc:
+                result = push.PushResult("failed", pk, error=str(exc))
+            outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
+            if result.outcome == "failed":
+                failures.append(f"customer {pk}: {result.error}")
+            bar.update(done)
+        bar.done()
+        summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
+        self.stdout.write(f"Pushed {len(pks)} customers: {summary or 'nothing to do'}.")
+        for failure in failures:
+            self.stderr.write(failure)
+        if failures:
+            raise CommandError(f"{len(failures)} of {len(pks)} pushes failed")
+
+    @staticmethod
+    def _resolve(ref: str) -> int:
+        rows = Customer.objects.filter(stripe_id=ref) if ref.startswith("cus_") else None
+        if rows is None:
+            if not ref.isdigit():
+                raise CommandError(f"{ref!r} is neither a Stripe id (cus_...) nor a local pk")
+            rows = Customer.objects.filter(pk=int(ref))
+        pk = rows.values_list("pk", flat=True).first()
+        if pk is None:
+            raise CommandError(f"no local customer {ref}")
+        return pk
 
     # -- status -------------------------------------------------------------------------------
 

@@ -1,0 +1,85 @@
+"""A local save marks the row pending and schedules its push once the transaction commits.
+
+Also the app's public signals: ``customer_pushed`` (sender ``Customer``, ``customer``,
+``created``) and ``customer_push_failed`` (sender ``Customer``, ``customer``, ``error``).
+
+The pull code writes with ``QuerySet.update`` and ``bulk_create``, which send no signals, so a
+pull never marks a row pending (no echo back to Stripe).
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, QuerySet
+from django.db.models.signals import post_save, pre_save
+from django.dispatch import Signal, receiver
+from django.utils import timezone
+
+from . import conf
+from .models import Customer, SyncStatus
+
+logger = logging.getLogger("django_stripe_customers.push")
+
+customer_pushed = Signal()
+customer_push_failed = Signal()
+
+
+@receiver(pre_save, sender=Customer, dispatch_uid="stripe_customers_mark_pending")
+def mark_saved_customer_pending(sender: type[Customer], instance: Customer, **kwargs: Any) -> None:
+    """Part of the same save (no extra query, no commit): pending, one version newer."""
+    if kwargs.get("raw"):  # loaddata
+        return
+    instance.sync_status = SyncStatus.PENDING
+    instance.pending_since = instance.pending_since or timezone.now()
+    if instance._state.adding:
+        instance.local_version = (instance.local_version or 0) + 1
+    else:  # atomic in the database, so concurrent saves never share a version
+        instance.local_version = F("local_version") + 1
+
+
+@receiver(post_save, sender=Customer, dispatch_uid="stripe_customers_schedule_push")
+def schedule_push_after_save(sender: type[Customer], instance: Customer, **kwargs: Any) -> None:
+    if kwargs.get("raw"):
+        return
+    if not isinstance(instance.local_version, int):
+        instance.refresh_from_db(fields=["local_version"])
+    if conf.get_setting("PUSH_ON_SAVE"):
+        pk = instance.pk
+        transaction.on_commit(lambda: enqueue_push(pk))
+
+
+def mark_pending(queryset: QuerySet[Customer]) -> int:
+    """Mark rows changed outside ``save()`` as pending and schedule their push."""
+    pks = list(queryset.values_list("pk", flat=True))
+    count = Customer.objects.filter(pk__in=pks).update(
+        sync_status=SyncStatus.PENDING,
+        local_version=F("local_version") + 1,
+        pending_since=timezone.now(),
+    )
+    if conf.get_setting("PUSH_ON_SAVE"):
+        for pk in pks:
+            transaction.on_commit(partial(enqueue_push, pk))
+    return count
+
+
+def enqueue_push(pk: int) -> None:
+    """Send ``push_customer_task(pk)`` to the broker, once, without waiting for it to recover.
+
+    If the broker cannot take it, the row stays pending and ``push_pending_task`` (the sweep)
+    pushes it later: the row is the outbox, so nothing is lost.
+    """
+    from .tasks import push_customer_task
+
+    try:
+        push_customer_task.apply_async((pk,), retry=False)
+    except Exception as exc:  # the broker's errors vary by transport; the edit is safe
+        logger.warning(
+            "Could not enqueue the push of customer %s (%s: %s); the pending sweep will push it.",
+            pk,
+            type(exc).__name__,
+            exc,
+        )

@@ -1,0 +1,324 @@
+"""Database -> Stripe: diff a row against its last synced snapshot, create or update upstream.
+
+A push runs in three steps so no database lock or transaction is held during the HTTP call:
+1. lock the row, compute the request (or take the one already in flight), record it on the row
+   as ``push_intent`` with its Idempotency-Key, commit;
+2. send it (the client retries transient failures with the same key);
+3. lock the row again and apply Stripe's answer; edits saved meanwhile keep the row pending.
+A push that dies after step 1 resends the recorded request with the same key, so Stripe replays
+its first answer instead of creating or applying twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from .. import schema
+from ..conf import get_setting
+from ..models import Customer, SyncStatus
+from ..stripe import InvalidRequestError, StripeClient, StripeError
+from ..stripe.factory import get_client
+from .merge import merge
+from .pull import MIRRORED_FIELDS, fields_from_stripe, is_deleted
+
+logger = logging.getLogger("django_stripe_customers.push")
+
+#: Attributes Stripe computes although a parameter of the same name exists: the parameters
+#: (``cash_balance[settings]``, ``tax[ip_address]``) are write-only settings, not the attribute.
+STRIPE_MANAGED: Final = frozenset({"cash_balance", "tax"})
+
+#: Mirrored attributes a local edit can change upstream.
+PUSHABLE_FIELDS: Final[tuple[str, ...]] = tuple(
+    name
+    for name in MIRRORED_FIELDS
+    if (name in schema.WRITABLE_ON_CREATE or name in schema.WRITABLE_ON_UPDATE)
+    and name not in STRIPE_MANAGED
+)
+
+#: How long a push owns its in-flight request before another may take it over (its worker is
+#: presumed dead): longer than the client's worst case (timeouts times tries, plus backoff).
+INTENT_LEASE: Final = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """``outcome``: created, updated, unchanged, in_flight, failed, deleted or skipped."""
+
+    outcome: str
+    customer_pk: int
+    still_pending: bool = False
+    error: str = ""
+
+
+# -- the diff (pure) ---------------------------------------------------------------------------
+
+
+def _param_spec(name: str, method: str) -> dict[str, Any]:
+    params = schema.CREATE_PARAMS if method == "create" else schema.UPDATE_PARAMS
+    return params.get(name) or {}
+
+
+def _as_param(value: Any, spec: dict[str, Any]) -> Any:
+    """A column value shaped as the parameter: keys Stripe does not accept and nulls dropped."""
+    fields = spec.get("fields")
+    if isinstance(value, dict) and fields:
+        return {
+            key: _as_param(item, fields[key])
+            for key, item in value.items()
+            if key in fields and item is not None
+        }
+    if isinstance(value, list) and fields:
+        return [_as_param(item, spec) for item in value]
+    return value
+
+
+def _object_diff(
+    name: str, local: dict[str, Any], remote: dict[str, Any], spec: dict[str, Any]
+) -> dict[str, Any]:
+    """Changed keys of an object Stripe merges key by key (``invoice_settings``)."""
+    changes: dict[str, Any] = {}
+    for key, sub_spec in (spec.get("fields") or {}).items():
+        new, old = local.get(key), remote.get(key)
+        if new == old:
+            continue
+        if new in (None, "", [], {}):
+            if not sub_spec.get("accepts_empty"):
+                raise ValidationError(
+                    {name: f"{name}[{key}]: Stripe cannot clear this value once it is set"}
+                )
+            changes[key] = ""
+        else:
+            changes[key] = _as_param(new, sub_spec)
+    return changes
+
+
+def metadata_diff(local: dict[str, Any] | None, remote: dict[str, Any] | None) -> dict[str, Any]:
+    """Metadata keys to send: set or changed ones with their value, removed ones as ``""``."""
+    local, remote = local or {}, remote or {}
+    changes = {key: value for key, value in local.items() if remote.get(key) != value}
+    changes.update({key: "" for key in remote if key not in local})
+    return changes
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+def compute_request(customer: Customer) -> tuple[str, dict[str, Any]]:
+    """(``create`` or ``update``, the params to send): only what differs from ``stripe_data``.
+
+    Objects Stripe replaces (those whose parameter accepts ``""``: address, shipping) are sent
+    whole; others (invoice_settings) key by key; metadata per key with removed keys as ``""``;
+    a cleared scalar as ``""``. Raises ``ValidationError`` for a change Stripe cannot express.
+    """
+    method = "update" if customer.stripe_id else "create"
+    remote = fields_from_stripe(customer.stripe_data or {}) if method == "update" else {}
+    params: dict[str, Any] = {}
+    for name in PUSHABLE_FIELDS:
+        spec = _param_spec(name, method)
+        if not spec:
+            continue  # e.g. default_source exists on update only, test_clock on create only
+        local = getattr(customer, name)
+        old = remote.get(name)
+        if method == "create" and (_is_empty(local) or local == _field_default(name)):
+            continue
+        if local == old or (_is_empty(local) and _is_empty(old)):
+            continue
+        if name == "metadata":
+            if changes := metadata_diff(local, old):
+                params[name] = changes
+        elif _is_empty(local):
+            if not spec.get("accepts_empty") and spec.get("type") != "string":
+                raise ValidationError({name: f"{name}: Stripe cannot clear this value once set"})
+            params[name] = ""
+        elif isinstance(local, dict) and spec.get("fields") and not spec.get("accepts_empty"):
+            if changes := _object_diff(name, local, old or {}, spec):
+                params[name] = changes
+        else:
+            params[name] = _as_param(local, spec)
+    return method, params
+
+
+def _field_default(name: str) -> Any:
+    field = Customer._meta.get_field(name)
+    return field.get_default() if hasattr(field, "get_default") else None
+
+
+# -- the push ----------------------------------------------------------------------------------
+
+
+def push_customer(
+    customer_or_pk: Customer | int, *, client: StripeClient | None = None, owner: str = ""
+) -> PushResult:
+    """Send a row's unpushed edits to Stripe; see the module docstring for the three steps.
+
+    ``owner`` identifies this attempt (the Celery task id, stable across its retries), so a
+    retry takes back its own in-flight request while another push waits for it. Transient
+    Stripe errors are raised (the request stays recorded, to be resent with the same key);
+    permanent ones mark the row ``failed`` and are not raised.
+    """
+    pk = customer_or_pk.pk if isinstance(customer_or_pk, Customer) else customer_or_pk
+    owner = owner or f"direct-{uuid.uuid4()}"
+    intent_or_result = _claim(pk, owner)
+    if isinstance(intent_or_result, PushResult):
+        return intent_or_result
+    intent = intent_or_result
+    client = client or get_client()
+    try:
+        obj = _send(client, intent)
+    except InvalidRequestError as exc:
+        if exc.http_status == 404 and intent["method"] == "update":
+            return _handle_missing(client, pk, intent, exc)
+        return _fail(pk, _describe(exc))
+    except StripeError as exc:
+        if exc.is_transient:
+            raise
+        return _fail(pk, _describe(exc))
+    return _apply_answer(pk, intent, obj)
+
+
+def _claim(pk: int, owner: str) -> dict[str, Any] | PushResult:
+    """Step 1: the request to send, recorded on the row; or why there is nothing to send."""
+    now = timezone.now()
+    with transaction.atomic():
+        customer = Customer.objects.select_for_update().get(pk=pk)
+        intent = customer.push_intent
+        if intent is not None:
+            leased = now - _parse(intent["claimed_at"]) < INTENT_LEASE
+            if intent["owner"] != owner and leased:
+                return PushResult("in_flight", pk, still_pending=True)
+            intent = {**intent, "owner": owner, "claimed_at": now.isoformat()}
+        else:
+            if customer.deleted:
+                return PushResult("skipped", pk, error="deleted in Stripe")
+            if customer.sync_status != SyncStatus.PENDING:
+                return PushResult("unchanged", pk)
+            try:
+                method, params = compute_request(customer)
+                customer.clean()
+            except ValidationError as exc:
+                _mark_failed(customer, _validation_message(exc))
+                return PushResult("failed", pk, error=customer.sync_error)
+            if method == "update" and not params:
+                Customer.objects.filter(pk=pk).update(
+                    sync_status=SyncStatus.SYNCED,
+                    sync_error="",
+                    pushed_version=customer.local_version,
+                    pending_since=None,
+                )
+                return PushResult("unchanged", pk)
+            version = customer.local_version
+            intent = {
+                "method": method,
+                "stripe_id": customer.stripe_id,
+                "params": params,
+                "version": version,
+                # the values this request was computed from: the merge base of step 3
+                "values": {name: getattr(customer, name) for name in PUSHABLE_FIELDS},
+                "key": f"django-stripe-customers-{pk}-v{version}-{uuid.uuid4().hex[:12]}",
+                "owner": owner,
+                "claimed_at": now.isoformat(),
+            }
+        Customer.objects.filter(pk=pk).update(push_intent=intent)
+    return intent
+
+
+def _send(client: StripeClient, intent: dict[str, Any]) -> dict[str, Any]:
+    """Step 2: the HTTP call, outside any transaction."""
+    if intent["method"] == "create":
+        return client.customers.create(intent["params"], idempotency_key=intent["key"])
+    return client.customers.update(
+        intent["stripe_id"], intent["params"], idempotency_key=intent["key"]
+    )
+
+
+def _apply_answer(pk: int, intent: dict[str, Any], obj: dict[str, Any]) -> PushResult:
+    """Step 3: Stripe's answer becomes the snapshot; newer local edits stay pending."""
+    from ..signals import customer_pushed, enqueue_push
+
+    with transaction.atomic():
+        customer = Customer.objects.select_for_update().get(pk=pk)
+        still_pending = customer.local_version > intent["version"]
+        remote = fields_from_stripe(obj)
+        if still_pending:  # what was edited since the request was made goes in the next push
+            local = {name: getattr(customer, name) for name in PUSHABLE_FIELDS}
+            remote = merge(local, intent["values"], remote, PUSHABLE_FIELDS)
+        Customer.objects.filter(pk=pk).update(
+            **remote,
+            stripe_id=obj["id"],
+            stripe_data=obj,
+            push_intent=None,
+            pushed_version=intent["version"],
+            sync_status=SyncStatus.PENDING if still_pending else SyncStatus.SYNCED,
+            sync_error="",
+            synced_at=timezone.now(),
+            pending_since=customer.pending_since if still_pending else None,
+        )
+        customer.refresh_from_db()
+        if still_pending and get_setting("PUSH_ON_SAVE"):
+            transaction.on_commit(lambda: enqueue_push(pk))
+    created = intent["method"] == "create"
+    customer_pushed.send(sender=Customer, customer=customer, created=created)
+    return PushResult("created" if created else "updated", pk, still_pending=still_pending)
+
+
+def _handle_missing(
+    client: StripeClient, pk: int, intent: dict[str, Any], exc: InvalidRequestError
+) -> PushResult:
+    """An update answered 404: flag the row if Stripe deleted the customer, else fail it."""
+    try:
+        obj = client.customers.retrieve(intent["stripe_id"])
+    except InvalidRequestError:
+        return _fail(pk, _describe(exc) + " (not in this account or mode: check the API key)")
+    if not is_deleted(obj):
+        return _fail(pk, _describe(exc))
+    Customer.objects.filter(pk=pk).update(
+        deleted=True,
+        push_intent=None,
+        sync_status=SyncStatus.FAILED,
+        sync_error="The customer was deleted in Stripe; local edits were not sent.",
+    )
+    return PushResult("deleted", pk, error="deleted in Stripe")
+
+
+def _fail(pk: int, message: str) -> PushResult:
+    with transaction.atomic():
+        customer = Customer.objects.select_for_update().get(pk=pk)
+        _mark_failed(customer, message)
+    return PushResult("failed", pk, error=message)
+
+
+def _mark_failed(customer: Customer, message: str) -> None:
+    from ..signals import customer_push_failed
+
+    Customer.objects.filter(pk=customer.pk).update(
+        sync_status=SyncStatus.FAILED, sync_error=message, push_intent=None
+    )
+    customer.sync_status, customer.sync_error = SyncStatus.FAILED, message
+    logger.warning("Push of customer %s failed: %s", customer.pk, message)
+    customer_push_failed.send(sender=Customer, customer=customer, error=message)
+
+
+def _describe(exc: StripeError) -> str:
+    where = f" (param: {exc.param})" if exc.param else ""
+    return f"Stripe refused the change{where}: {exc.message or exc}"
+
+
+def _validation_message(exc: ValidationError) -> str:
+    if hasattr(exc, "error_dict"):
+        return "; ".join(
+            str(message) for errors in exc.message_dict.values() for message in errors
+        )
+    return "; ".join(exc.messages)
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value)
