@@ -32,10 +32,17 @@ pytestmark = [
 
 
 @pytest.fixture
-def celery_worker_process(stripe_settings):
+def worker_env():
+    """Extra environment for the worker (set by a test before the worker starts)."""
+    return {}
+
+
+@pytest.fixture
+def celery_worker_process(stripe_settings, worker_env):
     """Two real worker processes (prefork, concurrency 2) on a queue unique to this test."""
     queue = f"test-{uuid.uuid4().hex[:8]}"
     env = {
+        **worker_env,
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "DJANGO_SETTINGS_MODULE": "tests.settings_worker",
@@ -98,3 +105,28 @@ def test_partitioned_pull_runs_in_real_workers(stripe_settings, celery_worker_pr
     )
     assert len(slices) == 3, "one first page per slice"
     assert all(a[1] == b[0] for a, b in pairwise(slices)), "contiguous"
+
+
+def test_a_worker_killed_after_stripe_answered_loses_nothing_and_duplicates_nothing(
+    stripe_settings, tmp_path, worker_env, request
+):
+    marker = tmp_path / "crashed"
+    worker_env["WORKER_CRASH_MARKER"] = str(marker)
+    request.getfixturevalue("celery_worker_process")
+
+    customer = Customer.objects.create(email="survivor@example.com")  # pushed on commit
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        customer.refresh_from_db()
+        if customer.sync_status == "synced":
+            break
+        time.sleep(0.2)
+    assert marker.exists(), "the worker really died between Stripe's answer and the DB write"
+    assert customer.sync_status == "synced" and customer.stripe_id is not None
+    assert list(stripe_settings.customers) == [customer.stripe_id], "exactly one customer"
+    creates = [
+        r for r in stripe_settings.requests if (r.method, r.path) == ("POST", "/v1/customers")
+    ]
+    assert len(creates) == 2, "sent, then resent by the redelivered task"
+    assert creates[0].headers["Idempotency-Key"] == creates[1].headers["Idempotency-Key"]
