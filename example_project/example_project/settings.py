@@ -78,6 +78,7 @@ CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 # Optional periodic full reconcile (needs `celery -A example_project beat`):
 CELERY_BEAT_SCHEDULE = {
+    "stripe-customers-push-pending": {"task": "stripe_customers.push_pending", "schedule": 60},
     "stripe-customers-pull-all": {"task": "stripe_customers.pull_all", "schedule": 6 * 3600},
 }
 
