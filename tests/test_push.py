@@ -15,7 +15,7 @@ from django_stripe_customers.sync import pull_customer, push
 from django_stripe_customers.sync.push import compute_request, push_customer
 from django_stripe_customers.tasks import push_pending_task
 from tests.celery_app import app
-from tests.faultproxy import DROP_RESPONSE, STATUS, FaultProxy
+from tests.faultproxy import DROP_RESPONSE, RATE_LIMIT, STALL, STATUS, FaultProxy
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -254,11 +254,20 @@ def test_a_permanent_stripe_error_fails_the_row_keeps_the_edit_and_fires_the_sig
     assert failures and "Invalid phone" in failures[-1]
 
 
-def test_transient_errors_are_retried_and_applied_once(proxied_settings):
+@pytest.mark.parametrize(
+    "faults",
+    [
+        pytest.param(lambda: [STATUS(503, method="POST"), STATUS(500, method="POST")], id="5xx"),
+        pytest.param(lambda: [RATE_LIMIT(retry_after=1, method="POST")], id="429"),
+        pytest.param(lambda: [DROP_RESPONSE(method="POST")], id="dropped-response"),
+        pytest.param(lambda: [STALL(3, method="POST")], id="timeout"),
+    ],
+)
+def test_an_update_retried_after_a_transient_failure_is_applied_once(proxied_settings, faults):
     emulator, proxy = proxied_settings
     customer = Customer.objects.create(email="t@example.com")
     customer.refresh_from_db()
-    proxy.enqueue(STATUS(503, method="POST"), STATUS(500, method="POST"))
+    proxy.enqueue(*faults())
 
     customer.name = "Retried"
     customer.save()
