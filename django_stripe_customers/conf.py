@@ -34,6 +34,10 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "WEBHOOK_SECRETS": [],
     # Maximum age, in seconds, of a webhook signature's timestamp.
     "WEBHOOK_TOLERANCE": 300,
+    # Retrieve the customer fresh when processing an event instead of trusting its payload.
+    "WEBHOOK_REFETCH": False,
+    # Largest webhook request body accepted, in bytes (larger ones answer 413).
+    "WEBHOOK_MAX_BODY": 1024 * 1024,
     # Includable attributes a pull asks Stripe to expand (Stripe omits them otherwise), so the
     # mirror holds them too; trim the list to make pulls lighter.
     "PULL_EXPAND": [

@@ -90,11 +90,11 @@ class Customer(models.Model):
     invoice_prefix = _text("invoice_prefix")
     invoice_settings = models.JSONField(null=True, blank=True)
     livemode = models.BooleanField(default=False)
-    metadata = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(null=True, blank=True, default=dict)
     name = _text("name")
     next_invoice_sequence = models.BigIntegerField(null=True, blank=True)
     phone = _text("phone")
-    preferred_locales = models.JSONField(default=list, blank=True)
+    preferred_locales = models.JSONField(null=True, blank=True, default=list)
     shipping = models.JSONField(null=True, blank=True)
     sources = models.JSONField(null=True, blank=True)
     subscriptions = models.JSONField(null=True, blank=True)
@@ -220,3 +220,43 @@ def _validated_fields() -> tuple[str, ...]:
     from .sync.push import PUSHABLE_FIELDS
 
     return PUSHABLE_FIELDS
+
+
+class WebhookEvent(models.Model):
+    """One Stripe event, stored once per event id, whether it came by webhook or catch-up."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", _("received")
+        PROCESSED = "processed", _("processed")
+        STALE = "stale", _("stale (older than the row's data)")
+        IGNORED = "ignored", _("ignored (type not handled)")
+        FAILED = "failed", _("failed")
+
+    class Source(models.TextChoices):
+        WEBHOOK = "webhook", _("webhook")
+        EVENTS_API = "events_api", _("events API catch-up")
+
+    event_id = models.CharField(max_length=ID_LENGTH, unique=True)
+    type = models.CharField(max_length=100, db_index=True)
+    api_version = models.CharField(max_length=64, blank=True, default="")
+    livemode = models.BooleanField(default=False)
+    created = models.DateTimeField(help_text=_("When Stripe created the event."))
+    customer_stripe_id = models.CharField(
+        max_length=ID_LENGTH, blank=True, default="", db_index=True
+    )
+    payload = models.JSONField()
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.WEBHOOK)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.RECEIVED, db_index=True
+    )
+    error = models.TextField(blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("webhook event")
+        ordering = ("-created", "-id")
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"

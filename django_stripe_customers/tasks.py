@@ -12,13 +12,14 @@ from typing import Any, NoReturn
 
 from celery import shared_task
 from celery.app.task import Task
+from django.db import DatabaseError
 from django.db.models import Q
 from django.utils import timezone
 
 from . import conf
 from .models import Customer, SyncStatus
 from .stripe import StripeError
-from .sync import pull, push
+from .sync import events, pull, push
 
 TASK_OPTIONS: dict[str, Any] = {
     "acks_late": True,
@@ -111,3 +112,30 @@ def push_pending_task(older_than: float | None = None, limit: int = 1000) -> int
     for pk in pks:
         push_customer_task.apply_async((pk,), retry=False)
     return len(pks)
+
+
+@shared_task(bind=True, name="stripe_customers.process_webhook_event", **TASK_OPTIONS)
+def process_webhook_event_task(self: Task[Any, Any], event_pk: int) -> str:
+    """Apply one stored event (see ``events.process_event``); failures are retried."""
+    try:
+        return events.process_event(event_pk)
+    except StripeError as exc:
+        _retry_or_raise(self, exc)
+    except DatabaseError as exc:
+        raise self.retry(exc=exc, countdown=min(5 * 2**self.request.retries, 300)) from exc
+
+
+@shared_task(bind=True, name="stripe_customers.catch_up_events", **TASK_OPTIONS)
+def catch_up_events_task(self: Task[Any, Any], since: int) -> dict[str, int]:
+    """Store and apply the ``customer.*`` events created since ``since`` (unix time)."""
+    try:
+        result = events.catch_up(since)
+    except StripeError as exc:
+        _retry_or_raise(self, exc)
+    return {
+        "listed": result.listed,
+        "stored": result.stored,
+        "processed": result.processed,
+        "stale": result.stale,
+        "failed": result.failed,
+    }

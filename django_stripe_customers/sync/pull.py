@@ -158,7 +158,7 @@ def pull_customer(stripe_id: str, *, client: StripeClient | None = None) -> Cust
     """
     client = client or get_client()
     try:
-        obj = client.customers.retrieve(stripe_id, expand=_expand())
+        obj = client.customers.retrieve(stripe_id, expand=expansions())
     except InvalidRequestError as exc:
         if exc.http_status == 404:
             Customer.objects.filter(stripe_id=stripe_id).update(sync_error=_not_found(stripe_id))
@@ -167,7 +167,8 @@ def pull_customer(stripe_id: str, *, client: StripeClient | None = None) -> Cust
     return customer
 
 
-def _expand(prefix: str = "") -> list[str]:
+def expansions(prefix: str = "") -> list[str]:
+    """The ``expand[]`` a pull asks for (setting ``PULL_EXPAND``), e.g. with ``data.`` for lists."""
     return [f"{prefix}{name}" for name in get_setting("PULL_EXPAND")]
 
 
@@ -385,7 +386,7 @@ def _pages(
 ) -> Iterator[list[dict[str, Any]]]:
     """Pages of the customer list, counting requests; one page in memory at a time."""
     query = dict(params)
-    expand = _expand("data.")
+    expand = expansions("data.")
     while True:
         page = client.customers.list(query, limit=PAGE_SIZE, expand=expand)
         result.requests += 1
@@ -491,7 +492,7 @@ def _check_unseen(client: StripeClient, stripe_ids: list[str], result: PullResul
     for stripe_id in dict.fromkeys(stripe_ids):
         result.requests += 1
         try:
-            obj = client.customers.retrieve(stripe_id, expand=_expand())
+            obj = client.customers.retrieve(stripe_id, expand=expansions())
         except InvalidRequestError as exc:
             if exc.http_status != 404:
                 raise

@@ -9,9 +9,7 @@ emulator keeps it short).
 
 from __future__ import annotations
 
-import hashlib
 import heapq
-import hmac
 import itertools
 import threading
 import time
@@ -20,14 +18,13 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ..stripe.webhooks import sign_payload
 from .store import Clock
 
 
 def signature_header(payload: bytes, secret: str, timestamp: int) -> str:
     """The ``Stripe-Signature`` header for ``payload`` signed at ``timestamp``."""
-    signed = f"{timestamp}.".encode() + payload
-    digest = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
+    return sign_payload(payload, secret, timestamp)
 
 
 @dataclass(frozen=True)

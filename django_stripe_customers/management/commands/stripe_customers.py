@@ -1,4 +1,4 @@
-"""``manage.py stripe_customers pull|push|status``: operate the mirror from the shell.
+"""``manage.py stripe_customers pull|push|replay|events|status``: operate the mirror.
 
 Expected failures (no key, Stripe unreachable, a 404) print one clear line and exit non-zero;
 they never print a traceback.
@@ -17,9 +17,9 @@ from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 from django.db import transaction
 from django.db.models import Count
 
-from ...models import Customer, PullRun, SyncStatus
+from ...models import Customer, PullRun, SyncStatus, WebhookEvent
 from ...stripe import StripeError
-from ...sync import pull, push
+from ...sync import events, pull, push
 
 
 def parse_moment(value: str) -> int:
@@ -118,6 +118,17 @@ class Command(BaseCommand):
         push_parser.add_argument(
             "--pending", action="store_true", help="every pending row (what the sweep does)"
         )
+        replay_parser = commands.add_parser(
+            "replay", help="process stored webhook events again (some ids, or the failed ones)"
+        )
+        replay_parser.add_argument("event_ids", nargs="*", metavar="EVENT_ID")
+        replay_parser.add_argument("--failed", action="store_true", help="every failed event")
+        events_parser = commands.add_parser(
+            "events", help="catch up: store and apply customer events from Stripe's Events API"
+        )
+        events_parser.add_argument(
+            "--since", type=parse_moment, required=True, help="events created at or after DATE"
+        )
         commands.add_parser("status", help="counts by sync status, deleted, last full pull")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -126,6 +137,10 @@ class Command(BaseCommand):
                 self.pull(options)
             elif options["subcommand"] == "push":
                 self.push(options)
+            elif options["subcommand"] == "replay":
+                self.replay(options)
+            elif options["subcommand"] == "events":
+                self.catch_up(options)
             else:
                 self.status()
         except (StripeError, ImproperlyConfigured, TimeoutError) as exc:
@@ -231,6 +246,41 @@ class Command(BaseCommand):
         if pk is None:
             raise CommandError(f"no local customer {ref}")
         return pk
+
+    # -- events -------------------------------------------------------------------------------
+
+    def replay(self, options: dict[str, Any]) -> None:
+        if options["failed"] == bool(options["event_ids"]):
+            raise CommandError("give either --failed or some EVENT_IDs")
+        if options["failed"]:
+            stored = WebhookEvent.objects.filter(status=WebhookEvent.Status.FAILED)
+        else:
+            stored = WebhookEvent.objects.filter(event_id__in=options["event_ids"])
+            missing = set(options["event_ids"]) - set(stored.values_list("event_id", flat=True))
+            if missing:
+                raise CommandError(f"no stored event {', '.join(sorted(missing))}")
+        failures = 0
+        for event in stored.order_by("created", "id"):
+            if event.status != WebhookEvent.Status.IGNORED:
+                WebhookEvent.objects.filter(pk=event.pk).update(status=WebhookEvent.Status.RECEIVED)
+            try:
+                status = events.process_event(event.pk)
+            except Exception as exc:  # recorded on the event by process_event
+                failures += 1
+                self.stderr.write(f"{event.event_id}: failed: {exc}")
+                continue
+            self.stdout.write(f"{event.event_id} ({event.type}): {status}")
+        if failures:
+            raise CommandError(f"{failures} event(s) failed again")
+
+    def catch_up(self, options: dict[str, Any]) -> None:
+        result = events.catch_up(options["since"])
+        self.stdout.write(
+            f"Listed {result.listed} events in {result.requests} requests: {result.stored} new, "
+            f"{result.processed} applied, {result.stale} stale, {result.failed} failed."
+        )
+        if result.failed:
+            raise CommandError(f"{result.failed} event(s) failed: see `stripe_customers replay`")
 
     # -- status -------------------------------------------------------------------------------
 

@@ -1,0 +1,76 @@
+"""The webhook endpoint: verify the signature, store the event once, answer 200 fast.
+
+Processing happens in ``process_webhook_event_task``, enqueued when the event's row commits.
+Refusals: a bad or missing signature (400, nothing stored), a body that is not a JSON event
+(400), a body over ``WEBHOOK_MAX_BODY`` (413). A duplicate event answers 200 and is not
+processed again; an event type we do not handle is stored as ``ignored``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from . import conf
+from .models import WebhookEvent
+from .stripe.webhooks import WebhookSignatureError, verify_signature
+from .sync.events import store_event
+
+logger = logging.getLogger("django_stripe_customers.webhooks")
+
+
+def _refuse(status: int, reason: str) -> JsonResponse:
+    logger.warning("Stripe webhook refused (%s): %s", status, reason)
+    return JsonResponse({"error": reason}, status=status)
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request: HttpRequest) -> HttpResponse:
+    limit = int(conf.get_setting("WEBHOOK_MAX_BODY"))
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    if not declared.isdigit() or int(declared) > limit:
+        return _refuse(413, f"body larger than {limit} bytes")
+    payload = request.body
+    if len(payload) > limit:
+        return _refuse(413, f"body larger than {limit} bytes")
+    try:
+        verify_signature(
+            payload,
+            request.headers.get("Stripe-Signature"),
+            conf.get_setting("WEBHOOK_SECRETS"),
+            tolerance=int(conf.get_setting("WEBHOOK_TOLERANCE")),
+        )
+    except WebhookSignatureError as exc:
+        return _refuse(400, str(exc))
+    try:
+        event_payload = json.loads(payload)
+        if not isinstance(event_payload, dict):
+            raise ValueError("the body is not a JSON object")
+        event, created = store_event(event_payload)
+    except ValueError as exc:
+        return _refuse(400, f"not a Stripe event: {exc}")
+    if created and event.status == WebhookEvent.Status.RECEIVED:
+        pk = event.pk
+        transaction.on_commit(lambda: _enqueue(pk))
+    return JsonResponse({"received": True, "duplicate": not created, "status": event.status})
+
+
+def _enqueue(event_pk: int) -> None:
+    from .tasks import process_webhook_event_task
+
+    try:
+        process_webhook_event_task.apply_async((event_pk,), retry=False)
+    except Exception as exc:  # the event is stored: `stripe_customers replay` processes it
+        logger.warning(
+            "Could not enqueue webhook event %s (%s: %s); replay it with "
+            "`manage.py stripe_customers replay`.",
+            event_pk,
+            type(exc).__name__,
+            exc,
+        )
