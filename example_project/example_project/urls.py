@@ -6,5 +6,6 @@ from . import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("admin/", admin.site.urls),
+    path("api/", include("django_stripe_customers.api.urls")),
     path("stripe/", include("django_stripe_customers.urls")),
 ]

@@ -1,0 +1,144 @@
+"""``CustomerSerializer``: a row as Stripe's Customer object, plus the local sync bookkeeping.
+
+Writes are checked by ``validation.FIELD_VALIDATORS`` only (the model's own checks), so each
+error names the field and Stripe's limit, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Final
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
+from rest_framework import serializers
+from rest_framework.fields import empty
+
+from .. import schema
+from ..models import Customer
+from ..sync.pull import MIRRORED_FIELDS
+from ..sync.push import PUSHABLE_FIELDS, compute_request
+from ..validation import FIELD_VALIDATORS
+
+#: Pushable, yet read-only here: it must name a source attached to the customer, and this app
+#: does not manage sources (Stripe has no ``default_source`` parameter on create either).
+NOT_WRITABLE: Final = frozenset({"default_source"})
+
+#: Attributes the API writes (on create and update), each checked by ``FIELD_VALIDATORS``.
+WRITABLE_FIELDS: Final[tuple[str, ...]] = tuple(
+    name for name in PUSHABLE_FIELDS if name not in NOT_WRITABLE
+)
+#: Writable when Stripe creates the customer only (``test_clock``).
+CREATE_ONLY_FIELDS: Final = frozenset(
+    name for name in WRITABLE_FIELDS if name not in schema.WRITABLE_ON_UPDATE
+)
+AnyField = serializers.Field[Any, Any, Any, Any]
+
+
+class StripeAttributeField(serializers.Field[Any, Any, Any, Any]):
+    """A writable attribute, JSON as is: Stripe's types and limits are checked by the
+    validators alone (no coercion, no DRF length or choice checks repeating ours)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(required=False, allow_null=True, validators=FIELD_VALIDATORS[name])
+        column = Customer._meta.get_field(name)
+        assert isinstance(column, models.Field)
+        self.column: models.Field[Any, Any] = column
+
+    def run_validation(self, data: Any = empty) -> Any:
+        value = super().run_validation(data)
+        if value in (None, "") and not self.column.null:  # metadata, preferred_locales
+            return self.column.get_default()  # cleared: Stripe unsets metadata with ""
+        return value
+
+    def to_internal_value(self, data: Any) -> Any:
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class UnixTimestampField(serializers.ReadOnlyField):
+    """A datetime as Stripe renders times: whole seconds since the epoch."""
+
+    def to_representation(self, value: datetime) -> int:
+        return int(value.timestamp())
+
+
+class ConstantField(serializers.ReadOnlyField):
+    def __init__(self, value: str) -> None:
+        super().__init__(source="*")
+        self.value = value
+
+    def to_representation(self, value: Any) -> str:
+        return self.value
+
+
+def _attribute_field(name: str) -> AnyField:
+    if name in WRITABLE_FIELDS:
+        return StripeAttributeField(name)
+    if name == "created":
+        return UnixTimestampField()
+    return serializers.ReadOnlyField()
+
+
+class CustomerSerializer(serializers.ModelSerializer[Customer]):
+    """``id`` is the Stripe id (null until created upstream) and ``pk`` the local one.
+
+    Read-only fields sent in a request are ignored (a GET body can be sent back as a PUT);
+    unknown ones are refused.
+    """
+
+    class Meta:
+        model = Customer
+        fields: tuple[str, ...] = ()  # all declared by get_fields, none generated from the model
+
+    def get_fields(self) -> dict[str, AnyField]:
+        fields: dict[str, AnyField] = {
+            "id": serializers.ReadOnlyField(source="stripe_id"),
+            "object": ConstantField("customer"),
+        }
+        fields.update({name: _attribute_field(name) for name in MIRRORED_FIELDS})
+        fields["deleted"] = serializers.ReadOnlyField()
+        fields["pk"] = serializers.ReadOnlyField()
+        fields["sync_status"] = serializers.ReadOnlyField()
+        fields["synced_at"] = UnixTimestampField()
+        fields["sync_error"] = serializers.ReadOnlyField()
+        return fields
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            unknown = sorted(str(key) for key in data if key not in self.fields)
+            if unknown:
+                raise serializers.ValidationError(
+                    {key: [f"{key}: unknown field (not a Customer attribute)"] for key in unknown}
+                )
+        return super().to_internal_value(data)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Refuse what the push could not send: a create-only field changed on a customer
+        Stripe already has, or a value Stripe cannot clear once set."""
+        customer = self.instance
+        if customer is not None and customer.stripe_id:
+            changed = {
+                name: [f"{name}: can only be set when the customer is created in Stripe"]
+                for name in CREATE_ONLY_FIELDS
+                if name in attrs and attrs[name] != getattr(customer, name)
+            }
+            if changed:
+                raise serializers.ValidationError(changed)
+        candidate = Customer(**{**_values(customer), **attrs})
+        try:
+            compute_request(candidate)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(serializers.as_serializer_error(exc)) from exc
+        return attrs
+
+
+def _values(customer: Customer | None) -> dict[str, Any]:
+    """What ``compute_request`` reads of a row: its writable fields and its Stripe snapshot."""
+    if customer is None:
+        return {}
+    names = (*PUSHABLE_FIELDS, "stripe_id", "stripe_data")
+    return {name: getattr(customer, name) for name in names}

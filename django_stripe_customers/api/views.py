@@ -1,0 +1,180 @@
+"""``CustomerViewSet``: list, retrieve, create, update and pull the mirrored customers.
+
+Every write goes through ``Customer.save()``, so it is pushed to Stripe like any other save.
+
+Routes (under wherever ``django_stripe_customers.api.urls`` is included)::
+
+    GET   customers/                 the list, newest first (see below)
+    POST  customers/                 create (pushed to Stripe on commit)      -> 201
+    GET   customers/{id}/            one customer
+    PUT   customers/{id}/            update (omitted fields are left as they are)
+    PATCH customers/{id}/            update
+    POST  customers/{id}/pull/       reconcile the row with Stripe now
+
+``{id}`` is the Stripe id (``cus_...``) or the local ``pk`` (the only handle on a row that is not
+in Stripe yet). Bodies are JSON. A customer looks like Stripe's object (``id`` is the Stripe id,
+``created`` unix seconds) plus ``pk``, ``deleted``, ``sync_status``, ``synced_at`` (unix
+seconds) and ``sync_error``; only the attributes in ``serializers.WRITABLE_FIELDS`` are
+written, other known fields sent are ignored, unknown ones refused.
+
+List parameters (an unknown one is a 400, as in Stripe):
+
+- ``email`` (exact, case-sensitive, as in Stripe), ``sync_status`` (synced, pending, failed),
+  ``deleted`` (true or false; deleted customers are listed unless ``deleted=false``);
+- ``created``, ``created[gt]``, ``created[gte]``, ``created[lt]``, ``created[lte]``: unix
+  seconds or ISO 8601 (``2024-01-31``, ``2024-01-31T12:00:00+01:00``; no offset means UTC);
+- ``limit`` (1 to 100, default 50), ``starting_after`` or ``ending_before`` (a customer's
+  ``id`` or ``pk``); the answer is Stripe's list: ``{"object": "list", "url", "has_more",
+  "data"}``.
+
+Errors have DRF's usual shape: ``{"field": ["field: <what Stripe allows> (got ...)"]}`` for
+bad input (nothing saved, nothing sent), else ``{"detail": "..."}``: 404 unknown customer,
+409 an update of a customer deleted in Stripe or a pull Stripe answers 404, 400 a pull of a
+row not in Stripe yet, 502 Stripe refused the call (the API key's value is never shown), 503
+Stripe unreachable or overloaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from rest_framework import mixins, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import APIException, NotFound, ValidationError
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+from rest_framework.settings import api_settings
+
+from ..models import Customer
+from ..stripe import AuthenticationError, InvalidRequestError, PermissionDeniedError, StripeError
+from ..sync.pull import pull_customer
+from .filters import FILTER_PARAMS, CustomerFilterBackend, identifier_filter
+from .pagination import PAGINATION_PARAMS, StripeListPagination
+from .permissions import api_permission_classes
+from .serializers import CustomerSerializer
+
+if TYPE_CHECKING:
+    from rest_framework.permissions import _SupportsHasPermission
+
+LIST_PARAMS = FILTER_PARAMS | PAGINATION_PARAMS
+
+
+class Conflict(APIException):
+    status_code = 409
+    default_detail = "The request conflicts with the customer's state."
+    default_code = "conflict"
+
+
+class NotInStripe(APIException):
+    status_code = 400
+    default_detail = "This customer is not in Stripe yet (no Stripe id): nothing to pull."
+    default_code = "not_in_stripe"
+
+
+class BadGateway(APIException):
+    status_code = 502
+    default_detail = "Stripe refused the request."
+    default_code = "stripe_error"
+
+
+class StripeUnavailable(APIException):
+    status_code = 503
+    default_detail = "Stripe is unavailable; try again later."
+    default_code = "stripe_unavailable"
+
+
+def stripe_failure(exc: StripeError, customer: Customer) -> APIException:
+    """The answer to a failed Stripe call; Stripe's words about the key are never repeated."""
+    if isinstance(exc, InvalidRequestError) and exc.http_status == 404:
+        customer.refresh_from_db(fields=["sync_error"])  # pull_customer recorded why
+        return Conflict(customer.sync_error or str(exc), code="not_in_stripe_account")
+    status = f"HTTP {exc.http_status}" if exc.http_status else "no answer"
+    if exc.is_transient:
+        return StripeUnavailable(
+            f"Stripe could not be reached or is overloaded ({status}, {type(exc).__name__}); "
+            "nothing was changed, try again later."
+        )
+    if isinstance(exc, AuthenticationError | PermissionDeniedError):
+        return BadGateway(
+            f"Stripe refused this site's API key ({status}): check STRIPE_CUSTOMERS['API_KEY'].",
+            code="stripe_authentication",
+        )
+    where = f", param {exc.param}" if exc.param else ""
+    return BadGateway(f"Stripe refused the request ({status}{where}): {exc.message}")
+
+
+class CustomerViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet[Customer],
+):
+    queryset = Customer.objects.all()
+    serializer_class = CustomerSerializer
+    filter_backends = [CustomerFilterBackend]
+    pagination_class = StripeListPagination
+    parser_classes = [JSONParser]
+    lookup_url_kwarg = "id"
+
+    def get_permissions(self) -> Sequence[_SupportsHasPermission]:
+        return [permission() for permission in api_permission_classes()]
+
+    def get_object(self) -> Customer:
+        """By Stripe id or local pk (list filters do not apply to a detail route)."""
+        identifier = self.kwargs[self.lookup_url_kwarg or "id"]
+        lookup = identifier_filter(identifier)
+        customer = None if lookup is None else self.get_queryset().filter(lookup).first()
+        if customer is None:
+            raise NotFound(f"No customer {identifier!r} (use its Stripe id, cus_..., or its pk).")
+        self.check_object_permissions(self.request, customer)
+        return customer
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        known = LIST_PARAMS | {api_settings.URL_FORMAT_OVERRIDE}
+        unknown = sorted(name for name in request.query_params if name not in known)
+        if unknown:
+            raise ValidationError({name: [f"{name}: unknown query parameter"] for name in unknown})
+        return super().list(request, *args, **kwargs)
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        customer = self.get_object()
+        if customer.deleted:
+            raise Conflict(
+                f"Customer {customer.stripe_id} was deleted in Stripe; it cannot be updated.",
+                code="deleted_in_stripe",
+            )
+        partial = kwargs.get("partial", False)
+        serializer = self.get_serializer(customer, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        self.perform_update(serializer)
+        return Response(serializer.data)
+
+    def perform_create(self, serializer: BaseSerializer[Customer]) -> None:
+        _save_and_refresh(serializer)
+
+    def perform_update(self, serializer: BaseSerializer[Customer]) -> None:
+        _save_and_refresh(serializer)
+
+    @action(detail=True, methods=["post"])
+    def pull(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Retrieve the customer from Stripe and apply it (unpushed local edits are kept)."""
+        customer = self.get_object()
+        if not customer.stripe_id:
+            raise NotInStripe()
+        try:
+            pull_customer(customer.stripe_id)
+        except StripeError as exc:
+            raise stripe_failure(exc, customer) from exc
+        customer.refresh_from_db()
+        return Response(self.get_serializer(customer).data)
+
+
+def _save_and_refresh(serializer: BaseSerializer[Customer]) -> None:
+    """Save (the model's signals mark the row pending and push it on commit), then re-read the
+    row so the answer shows what the push did (with ``ATOMIC_REQUESTS``: still pending)."""
+    customer = serializer.save()
+    customer.refresh_from_db()
