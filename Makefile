@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED_SPEC := ../shared/stripe/customer.json
 
-.PHONY: test demo venv lint test-sqlite test-postgres bench bench-pull clean
+.PHONY: test demo demo-remote-edit venv lint test-sqlite test-postgres bench bench-pull clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ test: lint test-sqlite test-postgres
 # SERVE=0 seeds, pulls, prints the summary and exits (what CI can run).
 demo: $(STAMP)
 	VENV=$(VENV) SERVE=$(SERVE) bash scripts/demo.sh
+
+# While `make demo` runs: rename a customer in its local Stripe; the webhook brings it back.
+demo-remote-edit: $(STAMP)
+	cd example_project && STRIPE_API_KEY=sk_test_local STRIPE_API_BASE=http://127.0.0.1:12111 \
+	  $(abspath $(BIN))/python manage.py demo_remote_edit "$(EMAIL)" --name "$(NAME)"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/emulator_bench.py

@@ -17,7 +17,10 @@ trap cleanup EXIT INT TERM
 
 if [ -z "${STRIPE_API_KEY:-}" ]; then
   echo "No STRIPE_API_KEY set: starting the local Stripe emulator on 127.0.0.1:$STRIPE_PORT"
-  "$PY" -m django_stripe_customers.testing --port "$STRIPE_PORT" &
+  # The emulator also delivers signed webhooks to the demo (once it is serving).
+  export STRIPE_WEBHOOK_SECRET=whsec_demo_local_only
+  "$PY" -m django_stripe_customers.testing --port "$STRIPE_PORT" \
+    --webhook "http://127.0.0.1:$DEMO_PORT/stripe/webhook/" --secret "$STRIPE_WEBHOOK_SECRET" &
   EMULATOR_PID=$!
   export STRIPE_API_KEY=sk_test_local
   export STRIPE_API_BASE="http://127.0.0.1:$STRIPE_PORT"
@@ -48,5 +51,9 @@ echo "Demo superuser: admin / admin"
 if [ "${SERVE:-1}" = "0" ]; then
   exit 0
 fi
-echo "Demo: http://127.0.0.1:$DEMO_PORT/  (admin: admin / admin)"
+echo "Demo: http://127.0.0.1:$DEMO_PORT/admin/  (admin / admin)"
+if [ -n "$EMULATOR_PID" ]; then
+  echo "Make a change in the local Stripe and watch it arrive by webhook:"
+  echo "  make demo-remote-edit EMAIL=customer3@example.com NAME='Renamed in Stripe'"
+fi
 "$PY" manage.py runserver "127.0.0.1:$DEMO_PORT" --noreload

@@ -82,6 +82,17 @@ def test_demo_serves_the_example_project_against_the_local_stripe(tmp_path):
         assert page.text.count("<code>cus_") == 12 + 5
         login = requests.get(f"http://127.0.0.1:{demo_port}/admin/login/", timeout=5)
         assert login.status_code == 200
+
+        edit = subprocess.run(
+            [sys.executable, "manage.py", "demo_remote_edit", "customer3@example.com",
+             "--name", "Renamed in Stripe"],
+            cwd=ROOT / "example_project",
+            env={**env, "STRIPE_API_KEY": "sk_test_local",
+                 "STRIPE_API_BASE": f"http://127.0.0.1:{stripe_port}"},
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert edit.returncode == 0, edit.stderr
+        assert _page_shows(demo_port, "Renamed in Stripe", within=10), "the webhook applied it"
     finally:
         _stop(process)
     assert _port_closes(stripe_port, within=20), "the emulator outlived the demo:\n" + _listeners(
@@ -111,6 +122,15 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+def _page_shows(port: int, text: str, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if text in requests.get(f"http://127.0.0.1:{port}/", timeout=5).text:
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def _listeners(port: int) -> str:
