@@ -277,6 +277,24 @@ class StripeClient:
             logger.debug("stripe %s %s params: %s", method, path, names)
         return self._send(method, path, headers, send)
 
+    def iter_pages(
+        self, path: str, params: Params | None = None, *, expand: Expand = None
+    ) -> Iterator[list[StripeObject]]:
+        """The ``data`` of every page of a list endpoint, following ``starting_after``.
+
+        One page is in memory at a time; the last page may be empty.
+        """
+        query = dict(params or {})
+        while True:
+            page = self.request("GET", path, query, expand=expand)
+            data = page.get("data")
+            if not isinstance(data, list):
+                raise APIError(f"GET {path}: a list response without a 'data' array")
+            yield data
+            if not page.get("has_more") or not data:
+                return
+            query["starting_after"] = data[-1]["id"]
+
     def _send(
         self, method: str, path: str, headers: dict[str, str], send: dict[str, Any]
     ) -> StripeObject:
@@ -430,18 +448,12 @@ class CustomersResource:
         _checked_limit(limit)
         if params and params.get("ending_before") is not None:
             raise ValueError("list_all pages forward with starting_after; drop ending_before")
-        return self._iterate(dict(params or {}), limit, expand)
-
-    def _iterate(self, params: StripeObject, limit: int, expand: Expand) -> Iterator[StripeObject]:
-        while True:
-            page = self.list(params, limit=limit, expand=expand)
-            data = page.get("data")
-            if not isinstance(data, list):
-                raise APIError("a list response without a 'data' array", json_body=page)
-            yield from data
-            if not page.get("has_more") or not data:
-                return
-            params["starting_after"] = data[-1]["id"]
+        query = {**(params or {}), "limit": limit}
+        return (
+            customer
+            for page in self._client.iter_pages("/v1/customers", query, expand=expand)
+            for customer in page
+        )
 
 
 def _checked_limit(limit: int) -> int:

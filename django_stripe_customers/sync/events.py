@@ -151,12 +151,7 @@ def catch_up(since: int | datetime, *, client: StripeClient | None = None) -> Ca
 def _events_since(
     client: StripeClient, since: int, result: CatchUpResult
 ) -> Iterator[dict[str, Any]]:
-    params: dict[str, Any] = {"type": "customer.*", "created": {"gte": since}, "limit": 100}
-    while True:
-        page = client.request("GET", "/v1/events", params)
+    params = {"type": "customer.*", "created": {"gte": since}, "limit": 100}
+    for data in client.iter_pages("/v1/events", params):
         result.requests += 1
-        data = page.get("data") or []
         yield from data
-        if not page.get("has_more") or not data:
-            return
-        params["starting_after"] = data[-1]["id"]

@@ -384,19 +384,13 @@ def _datetime(value: int | datetime | None) -> datetime | None:
 def _pages(
     client: StripeClient, params: dict[str, Any], result: PullResult
 ) -> Iterator[list[dict[str, Any]]]:
-    """Pages of the customer list, counting requests; one page in memory at a time."""
-    query = dict(params)
-    expand = expansions("data.")
-    while True:
-        page = client.customers.list(query, limit=PAGE_SIZE, expand=expand)
+    """Non-empty pages of the customer list, counting requests; one page in memory at a time."""
+    query = {**params, "limit": PAGE_SIZE}
+    for data in client.iter_pages("/v1/customers", query, expand=expansions("data.")):
         result.requests += 1
-        data = page.get("data") or []
         if data:
             result.pages += 1
             yield data
-        if not page.get("has_more") or not data:
-            return
-        query["starting_after"] = data[-1]["id"]
 
 
 def _upsert_page(page: list[dict[str, Any]], result: PullResult) -> None:
