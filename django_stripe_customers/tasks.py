@@ -19,7 +19,7 @@ from django.utils import timezone
 from . import conf
 from .models import Customer, SyncStatus
 from .stripe import StripeError
-from .sync import events, pull, push
+from .sync import events, pull, push, runs
 
 TASK_OPTIONS: dict[str, Any] = {
     "acks_late": True,
@@ -52,22 +52,22 @@ def pull_all_task(
     created_lt: int | None = None,
     partitions: int = 1,
 ) -> dict[str, Any]:
-    """Reconcile every customer (optionally a ``created`` range); see ``pull.pull_all``.
+    """Reconcile every customer (optionally a ``created`` range); see ``runs.pull_all``.
 
     With ``partitions > 1`` the range is split into that many ``pull_slice_task``s, so as many
     workers pull in parallel; this task returns at once with the ``PullRun`` id to watch.
     """
     if partitions > 1:
-        run = pull.start_partitioned_pull(created_gte, created_lt, partitions)
+        run = runs.start_partitioned_pull(created_gte, created_lt, partitions)
         return {"pull_run": run.pk, "partitions": run.partitions}
     try:
-        return pull.pull_all(created_gte, created_lt).as_dict()
+        return runs.pull_all(created_gte, created_lt).as_dict()
     except StripeError as exc:
         _retry_or_raise(self, exc)
 
 
 def _record_failed_slice(run_pk: int, exc: Exception) -> NoReturn:
-    pull.record_partition(run_pk, pull.PullResult(errors=[f"{type(exc).__name__}: {exc}"]))
+    runs.record_partition(run_pk, pull.PullResult(errors=[f"{type(exc).__name__}: {exc}"]))
     raise exc
 
 
@@ -84,7 +84,7 @@ def pull_slice_task(
         _record_failed_slice(run_pk, exc)
     except Exception as exc:  # recorded so the run still closes, then raised as it was
         _record_failed_slice(run_pk, exc)
-    pull.record_partition(run_pk, result)
+    runs.record_partition(run_pk, result)
     return result.as_dict()
 
 

@@ -14,16 +14,17 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .pull import PullResult, apply_customer, pull_all, pull_customer
+    from .pull import PullResult, apply_customer, pull_customer
     from .push import PushResult, push_customer
+    from .runs import pull_all
 
-_PUSH_NAMES = frozenset({"PushResult", "push_customer"})
+_MODULES = {"PushResult": "push", "push_customer": "push", "pull_all": "runs"}
 
 
 def __getattr__(name: str) -> Any:
     # Lazy, so importing the package does not import models before the app registry is ready.
     if name in __all__:
-        from . import pull, push
+        from importlib import import_module
 
-        return getattr(push if name in _PUSH_NAMES else pull, name)
+        return getattr(import_module(f".{_MODULES.get(name, 'pull')}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,7 +19,7 @@ from django.db.models import Count
 
 from ...models import Customer, PullRun, SyncStatus, WebhookEvent
 from ...stripe import StripeError
-from ...sync import events, pull, push
+from ...sync import events, pull, push, runs
 
 
 def parse_moment(value: str) -> int:
@@ -183,7 +183,7 @@ class Command(BaseCommand):
     def pull_all(self, options: dict[str, Any]) -> None:
         progress = Progress(self.stdout)
         try:
-            result = pull.pull_all(
+            result = runs.pull_all(
                 options["since"],
                 options["until"],
                 partitions=options["partitions"],

@@ -1,0 +1,152 @@
+"""Whole-account pulls as recorded runs: ``pull_all``, its partitions and their ``PullRun``.
+
+``pull_all`` runs one pass in-process, or splits the ``created`` range into Celery subtasks
+(``pull_slice_task``) that report into the run's ``PullRun`` row as they finish, so no Celery
+result backend is needed to wait for them.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from functools import partial
+from itertools import pairwise
+from typing import Final
+
+from django.db import transaction
+from django.utils import timezone as django_timezone
+
+from ..models import PullRun
+from ..stripe import StripeClient
+from .pull import Progress, PullResult, as_timestamp, pull_range
+
+#: How often a partitioned pull looks at its ``PullRun`` row while the workers pull.
+POLL_SECONDS: Final = 0.5
+
+
+def pull_all(
+    created_gte: int | datetime | None = None,
+    created_lt: int | datetime | None = None,
+    partitions: int = 1,
+    progress: Progress | None = None,
+    *,
+    client: StripeClient | None = None,
+    timeout: float | None = None,
+) -> PullResult:
+    """Reconcile every customer (optionally those created in ``[created_gte, created_lt)``).
+
+    Pages of 100 are upserted in bulk: a fixed number of queries per page whatever its mix of
+    new and known customers, memory flat in the number of customers. Local rows in the range
+    that Stripe did not list are then retrieved one by one and flagged if Stripe says deleted.
+
+    ``partitions > 1`` splits the ``created`` range into that many Celery subtasks so as many
+    workers pull in parallel; this call waits for them (up to ``timeout`` seconds), reading
+    their progress from the run's ``PullRun`` row. Each call is recorded as a ``PullRun``.
+    """
+    if partitions > 1:
+        if transaction.get_connection().in_atomic_block:
+            raise RuntimeError(
+                "A partitioned pull waits for Celery workers, which cannot see an uncommitted "
+                "transaction: call pull_all(partitions=...) outside transaction.atomic()."
+            )
+        run = start_partitioned_pull(created_gte, created_lt, partitions)
+        return _wait_for_run(run, progress, timeout)
+    gte, lt = _bound(created_gte), _bound(created_lt)
+    run = PullRun.objects.create(created_gte=gte, created_lt=lt, partitions=1)
+    try:
+        result = pull_range(gte, lt, progress, client=client)
+    except Exception as exc:
+        record_partition(run.pk, PullResult(errors=[_describe(exc)]))
+        raise
+    record_partition(run.pk, result)
+    return result
+
+
+def start_partitioned_pull(
+    created_gte: int | datetime | None, created_lt: int | datetime | None, partitions: int
+) -> PullRun:
+    """Record a run and enqueue one ``pull_slice_task`` per slice of the range; don't wait."""
+    from ..tasks import pull_slice_task
+
+    gte, lt = _bound(created_gte), _bound(created_lt)
+    slices = partition_range(gte, lt, partitions)
+    run = PullRun.objects.create(created_gte=gte, created_lt=lt, partitions=len(slices))
+    for low, high in slices:
+        transaction.on_commit(partial(pull_slice_task.delay, low, high, run.pk))
+    return run
+
+
+#: Stripe's launch: no customer is older, so an unbounded range starts here.
+STRIPE_EPOCH: Final = int(datetime(2011, 1, 1, tzinfo=timezone.utc).timestamp())
+
+
+def partition_range(
+    created_gte: int | None, created_lt: int | None, partitions: int
+) -> list[tuple[int, int]]:
+    """``[gte, lt)`` cut into ``partitions`` contiguous slices of (nearly) equal length.
+
+    An open start is Stripe's launch; an open end is a day from now (clocks differ).
+    """
+    if partitions < 1:
+        raise ValueError(f"partitions must be at least 1, got {partitions}")
+    low = STRIPE_EPOCH if created_gte is None else created_gte
+    high = int(time.time()) + 86_400 if created_lt is None else created_lt
+    if high <= low:
+        raise ValueError(f"empty created range: [{low}, {high})")
+    edges = [low + (high - low) * i // partitions for i in range(partitions)] + [high]
+    return [(a, b) for a, b in pairwise(edges) if b > a]
+
+
+def record_partition(run_pk: int, result: PullResult) -> None:
+    """Add one partition's counts to its run; the last partition closes the run."""
+    counters = ("created", "updated", "unchanged", "marked_deleted", "pages", "requests")
+    with transaction.atomic():
+        run = PullRun.objects.select_for_update().get(pk=run_pk)
+        for name in counters:
+            setattr(run, name, getattr(run, name) + getattr(result, name))
+        run.errors = [*run.errors, *result.errors]
+        run.partitions_done += 1
+        if run.partitions_done >= run.partitions:
+            run.finished_at = django_timezone.now()
+            failed = run.errors and not (run.created or run.updated or run.unchanged)
+            run.status = PullRun.Status.FAILED if failed else PullRun.Status.SUCCEEDED
+        run.save()
+
+
+def run_result(run: PullRun) -> PullResult:
+    """A ``PullRun`` row as a ``PullResult``."""
+    end = run.finished_at or django_timezone.now()
+    return PullResult(
+        created=run.created,
+        updated=run.updated,
+        unchanged=run.unchanged,
+        marked_deleted=run.marked_deleted,
+        pages=run.pages,
+        requests=run.requests,
+        seconds=(end - run.started_at).total_seconds(),
+        errors=list(run.errors),
+    )
+
+
+def _wait_for_run(run: PullRun, progress: Progress | None, timeout: float | None) -> PullResult:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        run.refresh_from_db()
+        if progress is not None:
+            progress(run_result(run))
+        if run.finished_at is not None:
+            return run_result(run)
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(
+                f"pull run {run.pk}: {run.partitions_done} of {run.partitions} partitions done "
+                f"after {timeout:.0f}s; is a Celery worker running?"
+            )
+        time.sleep(POLL_SECONDS)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _bound(value: int | datetime | None) -> int | None:
+    return None if value is None else as_timestamp(value)
