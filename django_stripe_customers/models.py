@@ -161,10 +161,13 @@ class Customer(models.Model):
         super().save(*args, **kwargs)
 
     def clean(self) -> None:
-        """Stripe's limits, checked before anything is sent (``full_clean`` calls this)."""
+        """Stripe's limits, and changes Stripe cannot express (clearing a value it cannot
+        unset), checked before anything is sent (``full_clean`` calls this)."""
+        from .sync.push import compute_request
         from .validation import validate_customer_fields
 
         validate_customer_fields({name: getattr(self, name) for name in _validated_fields()})
+        compute_request(self)
 
     @property
     def dashboard_url(self) -> str | None:

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from . import conf
 from .models import Customer, SyncStatus
+from .signals import enqueue_push
 from .stripe import StripeError
 from .sync import events, pull, push, runs
 
@@ -110,7 +111,7 @@ def push_pending_task(older_than: float | None = None, limit: int = 1000) -> int
     )
     pks = list(stale.order_by("pending_since").values_list("pk", flat=True)[:limit])
     for pk in pks:
-        push_customer_task.apply_async((pk,), retry=False)
+        enqueue_push(pk)  # one row's failure (or a broker hiccup) does not stop the sweep
     return len(pks)
 
 

@@ -369,3 +369,38 @@ def test_update_fields_saves_still_push(stripe_settings):
     customer.refresh_from_db()
     assert customer.sync_status == SyncStatus.SYNCED
     assert stripe_settings.customers[customer.stripe_id]["name"] == "Only name"
+
+
+def test_clearing_a_value_stripe_cannot_unset_is_refused_before_any_call(stripe_settings):
+    """schema.UPDATE_PARAMS["preferred_locales"] has no accepts_empty: Stripe refuses ""."""
+    from django.core.exceptions import ValidationError
+
+    customer = Customer.objects.create(email="loc@example.com", preferred_locales=["fr", "en"])
+    customer.refresh_from_db()
+    customer.preferred_locales = []
+    with pytest.raises(ValidationError) as refused:
+        customer.full_clean()
+    assert "preferred_locales" in refused.value.message_dict
+    posts_before = stripe_settings.count("POST")
+
+    customer.save()  # around full_clean: the push catches it, sends nothing
+
+    customer.refresh_from_db()
+    assert customer.sync_status == SyncStatus.FAILED
+    assert "preferred_locales" in customer.sync_error
+    assert stripe_settings.count("POST") == posts_before
+
+
+def test_one_failing_row_does_not_stop_the_sweep(proxied_settings, settings):
+    _, proxy = proxied_settings
+    settings.STRIPE_CUSTOMERS = {**settings.STRIPE_CUSTOMERS, "PUSH_ON_SAVE": False}
+    first = Customer.objects.create(email="a@example.com")
+    second = Customer.objects.create(email="b@example.com")
+    proxy.enqueue(*[STATUS(503, method="POST")] * 3)  # every try of the first push
+
+    assert push_pending_task.delay(older_than=0).get() == 2
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.sync_status == SyncStatus.PENDING and first.push_intent is not None
+    assert second.sync_status == SyncStatus.SYNCED

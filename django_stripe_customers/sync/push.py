@@ -136,7 +136,7 @@ def compute_request(customer: Customer) -> tuple[str, dict[str, Any]]:
             if changes := metadata_diff(local, old):
                 params[name] = changes
         elif _is_empty(local):
-            if not spec.get("accepts_empty") and spec.get("type") != "string":
+            if not spec.get("accepts_empty") and (spec.get("type") != "string" or spec.get("list")):
                 raise ValidationError({name: f"{name}: Stripe cannot clear this value once set"})
             params[name] = ""
         elif isinstance(local, dict) and spec.get("fields") and not spec.get("accepts_empty"):
