@@ -13,6 +13,7 @@ import logging
 from functools import partial
 from typing import Any
 
+from celery.exceptions import Retry
 from django.db import transaction
 from django.db.models import F, QuerySet
 from django.db.models.signals import post_save, pre_save
@@ -74,12 +75,27 @@ def enqueue_push(pk: int) -> None:
     """
     from .tasks import push_customer_task
 
+    _send_task(push_customer_task, pk, f"the push of customer {pk}", "push_pending_task")
+
+
+def enqueue_event(pk: int) -> None:
+    """Send ``process_webhook_event_task(pk)``; a stored event is never lost if this fails
+    (``process_pending_events_task`` and ``stripe_customers replay`` pick it up)."""
+    from .tasks import process_webhook_event_task
+
+    _send_task(process_webhook_event_task, pk, f"webhook event {pk}", "process_pending_events_task")
+
+
+def _send_task(task: Any, pk: int, what: str, sweep: str) -> None:
     try:
-        push_customer_task.apply_async((pk,), retry=False)
-    except Exception as exc:  # the broker's errors vary by transport; the edit is safe
+        task.apply_async((pk,), retry=False)
+    except Retry as exc:  # eager mode: the task ran here and failed; its row records it
+        logger.warning("%s failed when run eagerly (%s); %s will retry it.", what, exc, sweep)
+    except Exception as exc:  # the broker's errors vary by transport; the row is safe
         logger.warning(
-            "Could not enqueue the push of customer %s (%s: %s); the pending sweep will push it.",
-            pk,
+            "Could not enqueue %s (%s: %s); %s will pick it up.",
+            what,
             type(exc).__name__,
             exc,
+            sweep,
         )

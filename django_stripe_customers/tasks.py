@@ -17,8 +17,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from . import conf
-from .models import Customer, SyncStatus
-from .signals import enqueue_push
+from .models import Customer, SyncStatus, WebhookEvent
+from .signals import enqueue_event, enqueue_push
 from .stripe import StripeError
 from .sync import events, pull, push, runs
 
@@ -140,3 +140,23 @@ def catch_up_events_task(self: Task[Any, Any], since: int) -> dict[str, int]:
         "stale": result.stale,
         "failed": result.failed,
     }
+
+
+@shared_task(name="stripe_customers.process_pending_events", acks_late=True)
+def process_pending_events_task(
+    older_than: float | None = None, limit: int = 1000, max_attempts: int = 10
+) -> int:
+    """The events' sweep: re-enqueue stored events not applied after ``older_than`` seconds
+    (default ``PUSH_SWEEP_AFTER``): their message was lost, or they failed and ran out of
+    Celery retries. Events that failed ``max_attempts`` times are left for ``replay``."""
+    seconds = conf.get_setting("PUSH_SWEEP_AFTER") if older_than is None else older_than
+    threshold = timezone.now() - timedelta(seconds=seconds)
+    stale = WebhookEvent.objects.filter(
+        status__in=(WebhookEvent.Status.RECEIVED, WebhookEvent.Status.FAILED),
+        received_at__lt=threshold,
+        attempts__lt=max_attempts,
+    )
+    pks = list(stale.order_by("created", "id").values_list("pk", flat=True)[:limit])
+    for pk in pks:
+        enqueue_event(pk)
+    return len(pks)

@@ -1,6 +1,7 @@
 """The webhook endpoint: verify the signature, store the event once, answer 200 fast.
 
-Processing happens in ``process_webhook_event_task``, enqueued when the event's row commits.
+Processing happens in ``process_webhook_event_task``, enqueued when the event's row commits
+(``process_pending_events_task`` re-enqueues stored events whose message was lost).
 Refusals: a bad or missing signature (400, nothing stored), a body that is not a JSON event
 (400), a body over ``WEBHOOK_MAX_BODY`` (413). A duplicate event answers 200 and is not
 processed again; an event type we do not handle is stored as ``ignored``.
@@ -18,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from . import conf
 from .models import WebhookEvent
+from .signals import enqueue_event
 from .stripe.webhooks import WebhookSignatureError, verify_signature
 from .sync.events import store_event
 
@@ -57,20 +59,5 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         return _refuse(400, f"not a Stripe event: {exc}")
     if created and event.status == WebhookEvent.Status.RECEIVED:
         pk = event.pk
-        transaction.on_commit(lambda: _enqueue(pk))
+        transaction.on_commit(lambda: enqueue_event(pk))
     return JsonResponse({"received": True, "duplicate": not created, "status": event.status})
-
-
-def _enqueue(event_pk: int) -> None:
-    from .tasks import process_webhook_event_task
-
-    try:
-        process_webhook_event_task.apply_async((event_pk,), retry=False)
-    except Exception as exc:  # the event is stored: `stripe_customers replay` processes it
-        logger.warning(
-            "Could not enqueue webhook event %s (%s: %s); replay it with "
-            "`manage.py stripe_customers replay`.",
-            event_pk,
-            type(exc).__name__,
-            exc,
-        )

@@ -99,3 +99,26 @@ def test_replay_reprocesses_failed_events(stripe_settings, settings):
         run("replay", "evt_nope")
     with pytest.raises(CommandError, match="give either --failed"):
         run("replay")
+
+
+def test_the_events_sweep_applies_stored_events_whose_message_was_lost(stripe_settings):
+    from django_stripe_customers.tasks import process_pending_events_task
+
+    remote = get_client().customers.create({"email": "lost@example.com"})
+    payload = {
+        "id": "evt_lost",
+        "object": "event",
+        "type": "customer.created",
+        "created": remote["created"],
+        "data": {"object": remote},
+    }
+    stored, created = events.store_event(payload)  # stored, but never enqueued
+    assert created and stored.status == "received"
+    WebhookEvent.objects.filter(pk=stored.pk).update(attempts=10)
+    assert process_pending_events_task.delay(older_than=0).get() == 0, "gave up: for replay"
+    WebhookEvent.objects.filter(pk=stored.pk).update(attempts=0)
+
+    assert process_pending_events_task.delay(older_than=0).get() == 1
+
+    assert WebhookEvent.objects.get().status == "processed"
+    assert Customer.objects.get().stripe_id == remote["id"]

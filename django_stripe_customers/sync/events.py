@@ -37,7 +37,13 @@ def store_event(payload: dict[str, Any], source: str = "webhook") -> tuple[Webho
         created = datetime.fromtimestamp(int(payload["created"]), tz=timezone.utc)
     except (KeyError, TypeError, ValueError):
         raise ValueError("not a Stripe event: no valid created timestamp") from None
-    existing = WebhookEvent.objects.filter(event_id=event_id).first()
+    # A duplicate costs one indexed lookup of a few columns (not the stored payload).
+    existing = (
+        WebhookEvent.objects.filter(event_id=event_id)
+        .only("pk", "event_id", "type", "status")
+        .order_by()
+        .first()
+    )
     if existing is not None:
         return existing, False
     obj = (payload.get("data") or {}).get("object") or {}
