@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED_SPEC := ../shared/stripe/customer.json
 
-.PHONY: test demo demo-remote-edit venv lint test-sqlite test-postgres bench bench-pull clean
+.PHONY: test demo demo-remote-edit chromium screenshots venv lint test-sqlite test-postgres bench bench-pull clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,12 +23,27 @@ lint: $(STAMP)
 	  else echo "note: $(SHARED_SPEC) not found; schema.py freshness not checked"; fi
 	PYTHONPATH=. $(BIN)/python -m django makemigrations --check --dry-run --settings=tests.settings
 
-test-sqlite: $(STAMP)
+# Debian's Chromium for tests/browser (Playwright drives it; never `playwright install`).
+# Best effort: without root and apt-get the browser tests skip with a loud banner, unless
+# REQUIRE_BROWSER=1 (set by .ci/run) makes that a failure.
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	    || echo "!!! apt-get could not install chromium: the browser tests will be skipped"; \
+	else echo "!!! no $(CHROMIUM) and no root apt-get: the browser tests will be skipped"; fi
+
+# Regenerate docs/admin-*.png from the real admin.
+screenshots: $(STAMP) chromium
+	UPDATE_SCREENSHOTS=1 $(BIN)/pytest tests/browser -k screenshots
+
+test-sqlite: $(STAMP) chromium
 	@echo "=== pytest tier 1: SQLite, Celery eager ==="
 	$(BIN)/pytest
 
 # The real tier. REQUIRE_POSTGRES=1 (set by .ci/run) turns "not reachable" into a failure.
-test-postgres: $(STAMP)
+test-postgres: $(STAMP) chromium
 	@if $(BIN)/python scripts/postgres_available.py; then \
 	  echo "=== pytest tier 2: PostgreSQL at 127.0.0.1:5432/test ==="; \
 	  DJANGO_SETTINGS_MODULE=tests.settings_postgres $(BIN)/pytest; \

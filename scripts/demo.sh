@@ -51,7 +51,8 @@ echo "Demo superuser: admin / admin"
 if [ "${SERVE:-1}" = "0" ]; then
   exit 0
 fi
-echo "Demo: http://127.0.0.1:$DEMO_PORT/admin/  (admin / admin)"
+echo "Demo admin: http://127.0.0.1:$DEMO_PORT/admin/login/?next=/admin/stripe_customers/customer/  (admin / admin)"
+echo "Example page: http://127.0.0.1:$DEMO_PORT/"
 if [ -n "$EMULATOR_PID" ]; then
   echo "Make a change in the local Stripe and watch it arrive by webhook:"
   echo "  make demo-remote-edit EMAIL=customer3@example.com NAME='Renamed in Stripe'"

@@ -61,6 +61,8 @@ def celery_worker_process(stripe_settings, worker_env):
     overrides = {"task_always_eager": False, "broker_url": BROKER, "task_default_queue": queue}
     saved = {name: app.conf[name] for name in overrides}
     app.conf.update(overrides)
+    app._pool = None  # an earlier eager task cached a producer pool for the memory:// broker
+    app.amqp._producer_pool = None
     try:
         _wait_ready(worker)
         yield worker
@@ -72,6 +74,8 @@ def celery_worker_process(stripe_settings, worker_env):
             worker.kill()
             worker.wait(timeout=5)
         app.conf.update(saved)
+        app._pool = None
+        app.amqp._producer_pool = None
 
 
 def _wait_ready(worker: subprocess.Popen[str], timeout: float = 60) -> None:

@@ -67,7 +67,7 @@ def test_demo_serves_the_example_project_against_the_local_stripe(tmp_path):
     )
     try:
         page = None
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline and process.poll() is None:
             try:
                 page = requests.get(f"http://127.0.0.1:{demo_port}/", timeout=2)
