@@ -26,11 +26,11 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .forms import CustomerAdminForm
-from .models import Customer, PullRun, SyncStatus
-from .stripe import StripeError
-from .sync.pull import fields_from_stripe, pull_customer
-from .sync.push import compute_request, push_customer
+from ..forms import CustomerAdminForm
+from ..models import Customer, SyncStatus, WebhookEvent
+from ..stripe import StripeError
+from ..sync.pull import fields_from_stripe, pull_customer
+from ..sync.push import compute_request, push_customer
 
 # -- amounts -----------------------------------------------------------------------------------
 
@@ -187,6 +187,9 @@ def _failures_text(failures: Sequence[str]) -> str:
     return named + (f"; and {rest} more" if rest > 0 else "")
 
 
+#: Events listed on a customer's change page.
+RECENT_EVENTS: Final = 10
+
 # -- the admins --------------------------------------------------------------------------------
 
 #: Columns the list never shows: the snapshot and Stripe's nested objects can be large.
@@ -220,9 +223,8 @@ if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldsetSpec
 
     _CustomerModelAdmin = admin.ModelAdmin[Customer]
-    _PullRunModelAdmin = admin.ModelAdmin[PullRun]
 else:  # ModelAdmin is generic for type checkers only
-    _CustomerModelAdmin = _PullRunModelAdmin = admin.ModelAdmin
+    _CustomerModelAdmin = admin.ModelAdmin
 
 
 @admin.register(Customer)
@@ -302,6 +304,7 @@ class CustomerAdmin(_CustomerModelAdmin):
             (_("Sync"), {"fields": ("sync_panel",)}),
             *fieldsets,
             (_("Stripe-managed"), {"fields": (*self.stripe_managed, "test_clock")}),
+            (_("Recent Stripe events"), {"fields": ("recent_events",)}),
         ]
 
     def get_readonly_fields(
@@ -311,10 +314,20 @@ class CustomerAdmin(_CustomerModelAdmin):
             return ()
         return (
             "sync_panel",
+            "recent_events",
             *self.stripe_managed,
             "test_clock",  # a create-only parameter
             "tax_display",
             "tax_ids_display",
+        )
+
+    @admin.display(description=_("Webhook and catch-up events"))
+    def recent_events(self, customer: Customer) -> SafeString:
+        events = WebhookEvent.objects.filter(customer_stripe_id=customer.stripe_id or "-").only(
+            "pk", "event_id", "type", "status", "created", "error"
+        )[:RECENT_EVENTS]
+        return render_to_string(
+            "stripe_customers/admin/recent_events.html", {"events": list(events)}
         )
 
     @admin.display(description=_("Sync with Stripe"))
@@ -516,42 +529,3 @@ class CustomerAdmin(_CustomerModelAdmin):
                 message % {"undone": undone, "count": len(failures), "which": which},
                 messages.ERROR,
             )
-
-
-@admin.register(PullRun)
-class PullRunAdmin(_PullRunModelAdmin):
-    """Pull runs, read-only: what each ``pull_all`` covered and did."""
-
-    list_display = (
-        "started_at",
-        "status",
-        "partitions_progress",
-        "created",
-        "updated",
-        "unchanged",
-        "marked_deleted",
-        "requests",
-        "error_count",
-        "duration",
-    )
-    list_filter = ("status",)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: PullRun | None = None) -> bool:
-        return False
-
-    @admin.display(description=_("partitions"))
-    def partitions_progress(self, run: PullRun) -> str:
-        return f"{run.partitions_done}/{run.partitions}"
-
-    @admin.display(description=_("errors"))
-    def error_count(self, run: PullRun) -> int:
-        return len(run.errors)
-
-    @admin.display(description=_("duration"))
-    def duration(self, run: PullRun) -> str | None:
-        if run.finished_at is None:
-            return None
-        return f"{(run.finished_at - run.started_at).total_seconds():.1f} s"

@@ -1,0 +1,81 @@
+"""Stripe events, read-only: filter by type and status, read the payload, reprocess."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext_lazy as _
+
+from ..models import WebhookEvent
+from ..sync.events import process_event
+
+if TYPE_CHECKING:
+    _EventModelAdmin = admin.ModelAdmin[WebhookEvent]
+else:  # ModelAdmin is generic for type checkers only
+    _EventModelAdmin = admin.ModelAdmin
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(_EventModelAdmin):
+    list_display = ("event_id", "type", "status", "customer_stripe_id", "created", "attempts")
+    list_filter = ("type", "status", "source", "livemode")
+    search_fields = ("event_id", "customer_stripe_id")
+    date_hierarchy = "created"
+    actions = ("reprocess",)
+    fields = (
+        "event_id",
+        "type",
+        "status",
+        "error",
+        "attempts",
+        "customer_stripe_id",
+        "source",
+        "api_version",
+        "livemode",
+        "created",
+        "received_at",
+        "processed_at",
+        "payload_pretty",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: WebhookEvent | None = None) -> bool:
+        return False  # an event is a record of what Stripe said: read-only
+
+    def has_delete_permission(self, request: HttpRequest, obj: WebhookEvent | None = None) -> bool:
+        return False
+
+    @admin.display(description=_("payload"))
+    def payload_pretty(self, event: WebhookEvent) -> SafeString:
+        pretty = json.dumps(event.payload, indent=2, sort_keys=True, ensure_ascii=False)
+        return format_html('<pre class="stripe-customers-json">{}</pre>', pretty)
+
+    @admin.action(description=_("Reprocess the selected events"), permissions=["view"])
+    def reprocess(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
+        done, failures = 0, []
+        for event in queryset.order_by("created", "id"):
+            if event.status != WebhookEvent.Status.IGNORED:
+                WebhookEvent.objects.filter(pk=event.pk).update(status=WebhookEvent.Status.RECEIVED)
+            try:
+                process_event(event.pk)
+            except Exception as exc:  # recorded on the event by process_event
+                failures.append(f"{event.event_id} ({type(exc).__name__}: {exc})")
+                continue
+            done += 1
+        if done or not failures:
+            self.message_user(request, _("Reprocessed %(count)d event(s).") % {"count": done})
+        if failures:
+            self.message_user(
+                request,
+                _("Could not reprocess: %(which)s") % {"which": "; ".join(failures)},
+                messages.ERROR,
+            )
