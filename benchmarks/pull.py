@@ -61,6 +61,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a clean clone: benchmarks.* importable
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import source_state  # noqa: E402
+
 PEERS_VENV = ROOT / ".venv-djstripe"
 PEERS_REQUIREMENTS = ("dj-stripe==2.11.*", "psycopg[binary]>=3.1")
 RESULTS = ROOT / "benchmarks" / "results" / "pull-latest.md"
@@ -790,26 +792,6 @@ def profile_ours(emulator: Any, databases: Databases, n: int, backends: list[str
         )
         databases.discard(backend, name)
         print(f"\n=== cProfile of our pull, N={n:,}, {backend} ===\n{proc.stderr}", file=sys.stderr)
-
-
-def source_state() -> str:
-    """The commit measured, and whether the app had uncommitted changes (read-only git)."""
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "django_stripe_customers"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "an unknown revision"
-    return f"{head} + uncommitted changes" if dirty else head
 
 
 def render(

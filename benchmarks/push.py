@@ -65,6 +65,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a clean clone
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import source_state  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results" / "push-latest.md"
 API_KEY = "sk_test_BenchPush0123456789abcdef"
 PG_ADMIN_DB = os.environ.get("PGDATABASE", "test")
@@ -440,21 +442,6 @@ def _versions() -> str:
     )
 
 
-def _revision() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, cwd=ROOT, check=True,
-        ).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, cwd=ROOT, check=True,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        return "an unknown revision"
-    return head + (" + uncommitted changes" if dirty else "")
-
-
 def report(results: list[dict[str, Any]], skipped: dict[str, str], args: argparse.Namespace,
            seconds: float) -> str:  # fmt: skip
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -462,7 +449,7 @@ def report(results: list[dict[str, Any]], skipped: dict[str, str], args: argpars
     lines = [
         f"## Push benchmark ({now})",
         "",
-        f"`{command}` at {_revision()}, on {platform.system()} {platform.machine()}, "
+        f"`{command}` at {source_state()}, on {platform.system()} {platform.machine()}, "
         f"{os.cpu_count()} CPUs; {_versions()}; "
         + ", ".join(r["vendor_version"] for r in results)
         + f". Emulator in the parent process, each database pushed from a child process, "

@@ -80,6 +80,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a clean clone: benchmarks.* importable
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import source_state  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results" / "webhooks-latest.md"
 SETTINGS = "benchmarks.settings_webhooks"
 WEBHOOK_PATH = "/stripe/webhook/"
@@ -884,26 +886,6 @@ class Bench:
 
 
 # -- the report ------------------------------------------------------------------------------
-
-
-def source_state() -> str:
-    """The commit measured, and whether the app had uncommitted changes (read-only git)."""
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "django_stripe_customers"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "an unknown revision"
-    return f"{head} + uncommitted changes" if dirty else head
 
 
 DB_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
