@@ -703,7 +703,8 @@ def test_unrecognized_urls_and_methods(api: Api) -> None:
         ("GET", "/v1/foo"),
         ("PUT", "/v1/customers"),
         ("DELETE", "/v1/customers"),
-        ("GET", "/v1/customers/cus_1/sources"),
+        ("GET", "/v1/customers/cus_1/tax_ids"),
+        ("POST", "/v1/customers/cus_1/sources"),
         ("GET", "/v2/customers"),
         ("POST", "/v1/events"),
     ]:
@@ -833,3 +834,33 @@ def test_an_emulator_bug_answers_500_api_error(
     assert response.json()["error"]["type"] == "api_error"
     monkeypatch.undo()
     assert api.get("/v1/customers").status_code == 200
+
+
+# -- what other libraries ask for -------------------------------------------------------------
+
+
+def test_connected_accounts_list_is_empty(api: Api) -> None:
+    """dj-stripe's sync command lists ``GET /v1/accounts`` first; a platform with no
+    connected accounts answers an empty list object."""
+    response = api.get("/v1/accounts", {"limit": 10})
+    assert response.status_code == 200
+    assert response.json() == {
+        "object": "list",
+        "data": [],
+        "has_more": False,
+        "url": "/v1/accounts",
+    }
+    assert api.get("/v1/accounts", {"nope": 1}).status_code == 400
+
+
+def test_customer_sources_list_filters_by_object(api: Api) -> None:
+    """``GET /v1/customers/{id}/sources?object=card``: the customer's sources (opaque ids)."""
+    customer = create(api, source="src_opaque123")
+    listed = api.get(f"/v1/customers/{customer['id']}/sources").json()
+    assert listed["url"] == f"/v1/customers/{customer['id']}/sources"
+    assert [s["id"] for s in listed["data"]] == ["src_opaque123"]
+    cards = api.get(f"/v1/customers/{customer['id']}/sources", {"object": "card"}).json()
+    assert cards["data"] == [] and cards["has_more"] is False
+    missing = api.get("/v1/customers/cus_Missing0000000/sources")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "resource_missing"

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .. import schema
 from . import objects
-from .endpoints import COLLECTION_ROUTES, OBJECT_ROUTES
+from .endpoints import COLLECTION_ROUTES, NESTED_ROUTES, OBJECT_ROUTES
 from .errors import ApiError, invalid, no_such
 from .params import decode_form
 from .store import IdempotentResult, LoggedRequest, SortedIndex, Store
@@ -199,6 +199,10 @@ class EmulatorApp:
                 return endpoint, None
         elif len(parts) == 4 and parts[1] == "v1" and parts[3]:
             endpoint = OBJECT_ROUTES.get((method, parts[2]))
+            if endpoint is not None:
+                return endpoint, unquote(parts[3])
+        elif len(parts) == 5 and parts[1] == "v1" and parts[3]:
+            endpoint = NESTED_ROUTES.get((method, parts[2], parts[4]))
             if endpoint is not None:
                 return endpoint, unquote(parts[3])
         raise ApiError(

@@ -193,15 +193,51 @@ def retrieve_account(app: EmulatorApp, call: Call) -> tuple[int, Any]:
     return 200, ACCOUNT
 
 
+#: Paging params of Stripe's list endpoints, as the customer list publishes them.
+_PAGING_PARAMS = {
+    name: schema.LIST_PARAMS[name]
+    for name in ("created", "ending_before", "expand", "limit", "starting_after")
+}
+
+
+def list_connected_accounts(app: EmulatorApp, call: Call) -> tuple[int, Any]:
+    """``GET /v1/accounts``: the platform's connected accounts; the emulator has none."""
+    validate(call.params, _PAGING_PARAMS)
+    return 200, _list_body([], Page([], False), "/v1/accounts")
+
+
+def list_customer_sources(app: EmulatorApp, call: Call) -> tuple[int, Any]:
+    """``GET /v1/customers/{id}/sources[?object=card]``: the sources attached to a customer
+    (opaque ids given as ``source``); dj-stripe asks for them while syncing customers."""
+    params = validate(call.params, {**_PAGING_PARAMS, "object": {"type": "string"}})
+    assert call.object_id is not None
+    with app.store.lock:
+        customer = app.store.customers.get(call.object_id)
+        if customer is None or customer.get("deleted"):
+            raise no_such("customer", call.object_id)
+        data = [
+            dict(source)
+            for source in customer["sources"]["data"]
+            if params.get("object") in (None, source.get("object"))
+        ]
+    url = f"/v1/customers/{call.object_id}/sources"
+    return 200, _list_body(data, Page([item["id"] for item in data], False), url)
+
+
 COLLECTION_ROUTES: dict[tuple[str, str], Endpoint] = {
     ("POST", "customers"): create_customer,
     ("GET", "customers"): list_customers,
     ("GET", "events"): list_events,
     ("GET", "account"): retrieve_account,
+    ("GET", "accounts"): list_connected_accounts,
 }
 OBJECT_ROUTES: dict[tuple[str, str], Endpoint] = {
     ("GET", "customers"): retrieve_customer,
     ("POST", "customers"): update_customer,
     ("DELETE", "customers"): delete_customer,
     ("GET", "events"): retrieve_event,
+}
+#: ``/v1/{collection}/{id}/{sub}``.
+NESTED_ROUTES: dict[tuple[str, str, str], Endpoint] = {
+    ("GET", "customers", "sources"): list_customer_sources,
 }
