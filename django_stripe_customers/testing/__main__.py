@@ -7,6 +7,7 @@ SIGINT/SIGTERM.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -50,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    with emulator:
+    emulator.start()
+    try:
         if args.seed:
             emulator.seed(args.seed)
         print(f"Stripe emulator listening on {emulator.url}", flush=True)
@@ -60,7 +62,23 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  signing secret {emulator.webhook_secret}", flush=True)
         while not stop.wait(0.5):
             pass
+    finally:
+        _stop_within(emulator, STOP_TIMEOUT)
     return 0
+
+
+#: Seconds a signalled emulator may take to stop cleanly before it exits regardless.
+STOP_TIMEOUT = 5.0
+
+
+def _stop_within(emulator: StripeEmulator, timeout: float) -> None:
+    """Stop the emulator; if that hangs (a stuck connection, a blocked pipe), exit anyway, so
+    a signalled emulator never outlives whatever started it."""
+    stopper = threading.Thread(target=emulator.stop, name="stripe-emulator-stop", daemon=True)
+    stopper.start()
+    stopper.join(timeout)
+    if stopper.is_alive():
+        os._exit(0)
 
 
 if __name__ == "__main__":
