@@ -163,11 +163,9 @@ class Customer(models.Model):
     def clean(self) -> None:
         """Stripe's limits, and changes Stripe cannot express (clearing a value it cannot
         unset), checked before anything is sent (``full_clean`` calls this)."""
-        from .sync.push import compute_request
-        from .validation import validate_customer_fields
+        from .sync.push import validated_request
 
-        validate_customer_fields({name: getattr(self, name) for name in _validated_fields()})
-        compute_request(self)
+        validated_request(self)
 
     @property
     def dashboard_url(self) -> str | None:
@@ -218,11 +216,6 @@ class PullRun(models.Model):
         """Whether the run covered every customer (no ``created`` range)."""
         return self.created_gte is None and self.created_lt is None
 
-
-def _validated_fields() -> tuple[str, ...]:
-    from .sync.push import PUSHABLE_FIELDS
-
-    return PUSHABLE_FIELDS
 
 
 class WebhookEvent(models.Model):

@@ -26,22 +26,18 @@ from ..conf import get_setting
 from ..models import Customer, SyncStatus
 from ..stripe import InvalidRequestError, StripeClient, StripeError
 from ..stripe.factory import get_client
+from ..validation import NOT_VALIDATED, VALIDATED_FIELDS, validate_customer_fields
 from .merge import merge
-from .pull import MIRRORED_FIELDS, fields_from_stripe, is_deleted
+from .pull import fields_from_stripe, is_deleted
 
 logger = logging.getLogger("django_stripe_customers.push")
 
 #: Attributes Stripe computes although a parameter of the same name exists: the parameters
 #: (``cash_balance[settings]``, ``tax[ip_address]``) are write-only settings, not the attribute.
-STRIPE_MANAGED: Final = frozenset({"cash_balance", "tax"})
+STRIPE_MANAGED: Final = NOT_VALIDATED
 
-#: Mirrored attributes a local edit can change upstream.
-PUSHABLE_FIELDS: Final[tuple[str, ...]] = tuple(
-    name
-    for name in MIRRORED_FIELDS
-    if (name in schema.WRITABLE_ON_CREATE or name in schema.WRITABLE_ON_UPDATE)
-    and name not in STRIPE_MANAGED
-)
+#: Mirrored attributes a local edit can change upstream: exactly those ``validation`` checks.
+PUSHABLE_FIELDS: Final[tuple[str, ...]] = VALIDATED_FIELDS
 
 #: How long a push owns its in-flight request before another may take it over (its worker is
 #: presumed dead): longer than the client's worst case (timeouts times tries, plus backoff).
@@ -147,6 +143,13 @@ def compute_request(customer: Customer) -> tuple[str, dict[str, Any]]:
     return method, params
 
 
+def validated_request(customer: Customer) -> tuple[str, dict[str, Any]]:
+    """Stripe's limits on the row's values, then ``compute_request``; ``ValidationError`` if
+    either refuses (what ``Customer.clean()`` and the push both run, once)."""
+    validate_customer_fields({name: getattr(customer, name) for name in PUSHABLE_FIELDS})
+    return compute_request(customer)
+
+
 def _field_default(name: str) -> Any:
     field = Customer._meta.get_field(name)
     return field.get_default() if hasattr(field, "get_default") else None
@@ -202,8 +205,7 @@ def _claim(pk: int, owner: str) -> dict[str, Any] | PushResult:
             if customer.sync_status != SyncStatus.PENDING:
                 return PushResult("unchanged", pk)
             try:
-                method, params = compute_request(customer)
-                customer.clean()
+                method, params = validated_request(customer)
             except ValidationError as exc:
                 _mark_failed(customer, _validation_message(exc))
                 return PushResult("failed", pk, error=customer.sync_error)
