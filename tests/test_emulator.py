@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,41 +17,7 @@ from django_stripe_customers import schema
 from django_stripe_customers.testing import Clock, StripeEmulator
 from django_stripe_customers.testing.objects import DEFAULT_ATTRIBUTES, INCLUDABLE
 from tests.fidelity.client import Api
-
-REFERENCE = (
-    Path(__file__).resolve().parents[2] / "shared" / "stripe" / "customers-api-reference.txt"
-)
-
-#: "The Customer object" example of the reference, verbatim.
-REFERENCE_EXAMPLE: dict[str, Any] = {
-    "id": "cus_NffrFeUfNV2Hib",
-    "object": "customer",
-    "address": None,
-    "balance": 0,
-    "created": 1680893993,
-    "currency": None,
-    "default_source": None,
-    "delinquent": False,
-    "description": None,
-    "discount": None,
-    "email": "jennyrosen@example.com",
-    "invoice_prefix": "0759376C",
-    "invoice_settings": {
-        "custom_fields": None,
-        "default_payment_method": None,
-        "footer": None,
-        "rendering_options": None,
-    },
-    "livemode": False,
-    "metadata": {},
-    "name": "Jenny Rosen",
-    "next_invoice_sequence": 1,
-    "phone": None,
-    "preferred_locales": [],
-    "shipping": None,
-    "tax_exempt": "none",
-    "test_clock": None,
-}
+from tests.stripe_reference import REFERENCE, REFERENCE_EXAMPLE
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from django_stripe_customers.validation import (
     validate_shipping,
     validate_tax_exempt,
 )
+from tests.stripe_reference import REFERENCE_EXAMPLE
 
 PARAMS = schema.CREATE_PARAMS
 EMAIL_MAX = PARAMS["email"]["maxLength"]
@@ -38,33 +39,11 @@ AMOUNT_TAX_DISPLAY = PARAMS["invoice_settings"]["fields"]["rendering_options"]["
     "amount_tax_display"
 ]["enum"]
 
-#: The example Customer object of Stripe's API reference (``shared/stripe/``), plus nested
-#: objects as Stripe returns them: unset keys are null.
+#: The example Customer object of Stripe's API reference (``tests/test_emulator.py`` checks it
+#: against ``shared/stripe/``), plus nested objects as Stripe returns them: unset keys are null.
 STRIPE_CUSTOMER: dict[str, Any] = {
-    "id": "cus_NffrFeUfNV2Hib",
-    "object": "customer",
+    **REFERENCE_EXAMPLE,
     "address": {key: None for key in ADDRESS_FIELDS},
-    "balance": 0,
-    "created": 1680893993,
-    "currency": None,
-    "default_source": None,
-    "delinquent": False,
-    "description": None,
-    "discount": None,
-    "email": "jennyrosen@example.com",
-    "invoice_prefix": "0759376C",
-    "invoice_settings": {
-        "custom_fields": None,
-        "default_payment_method": None,
-        "footer": None,
-        "rendering_options": None,
-    },
-    "livemode": False,
-    "metadata": {},
-    "name": "Jenny Rosen",
-    "next_invoice_sequence": 1,
-    "phone": None,
-    "preferred_locales": [],
     "shipping": {
         "address": {**{key: None for key in ADDRESS_FIELDS}, "city": "Paris"},
         "name": "Jenny Rosen",
@@ -72,8 +51,6 @@ STRIPE_CUSTOMER: dict[str, Any] = {
         "carrier": None,
         "tracking_number": None,
     },
-    "tax_exempt": "none",
-    "test_clock": None,
     "cash_balance": {"object": "cash_balance", "available": None, "settings": {}},
     "tax": {"automatic_tax": "unrecognized_location", "ip_address": None, "provider": "stripe"},
 }
