@@ -14,6 +14,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from . import schema
+from .saved_fields import changed_fields, remember, tracked_fields
 
 #: Length of columns holding Stripe ids and strings Stripe publishes no limit for.
 ID_LENGTH = 255
@@ -35,6 +36,22 @@ def _choices(attribute: str) -> list[tuple[str, str]]:
 
 #: Bookkeeping a local save writes besides the edited fields (see ``signals``).
 SAVE_TRACKING_FIELDS = ("sync_status", "local_version", "pending_since")
+
+#: Columns only the sync code writes (with ``QuerySet.update``/``bulk_create``); a ``save()``
+#: of an existing row never does, so an instance kept across a push cannot undo what it wrote.
+SYNC_COLUMNS: frozenset[str] = frozenset(
+    {
+        "stripe_id",
+        "stripe_data",
+        "deleted",
+        "synced_at",
+        "sync_error",
+        "pushed_version",
+        "push_intent",
+        "remote_updated_at",
+        *SAVE_TRACKING_FIELDS,
+    }
+)
 
 
 class CustomerQuerySet(models.QuerySet["Customer"]):
@@ -155,10 +172,44 @@ class Customer(models.Model):
         return f"{label} ({self.stripe_id})" if self.stripe_id else label
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        """Save; a save limited by ``update_fields`` still records that it needs pushing."""
-        if kwargs.get("update_fields") is not None:
-            kwargs["update_fields"] = {*kwargs["update_fields"], *SAVE_TRACKING_FIELDS}
+        """Insert every column, or update the ones changed since the row was loaded.
+
+        The sync columns (``SYNC_COLUMNS``) are never written by an update: the push and the
+        pull write them. Either way the row is marked pending, so the change is pushed.
+        """
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None:
+            if isinstance(update_fields, str):
+                update_fields = [update_fields]
+            refused = sorted(set(update_fields) & (SYNC_COLUMNS - set(SAVE_TRACKING_FIELDS)))
+            if refused:
+                raise ValueError(
+                    f"save(update_fields=...) cannot write {', '.join(refused)}: the sync "
+                    "with Stripe writes these columns, never a save()."
+                )
+            kwargs["update_fields"] = {*update_fields, *SAVE_TRACKING_FIELDS}
+        elif not self._state.adding:
+            changed = changed_fields(self, USER_FIELDS)
+            if changed is not None:
+                kwargs["update_fields"] = {*changed, *SAVE_TRACKING_FIELDS}
         super().save(*args, **kwargs)
+        written = kwargs.get("update_fields")
+        fields = USER_FIELDS
+        remember(self, fields if written is None else [f for f in fields if f.name in written])
+
+    @classmethod
+    def from_db(cls, *args: Any, **kwargs: Any) -> Customer:
+        instance = super().from_db(*args, **kwargs)
+        remember(instance, USER_FIELDS, replace=True)
+        return instance
+
+    def refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
+        super().refresh_from_db(*args, **kwargs)
+        names = kwargs.get("fields", args[1] if len(args) > 1 else None)
+        fields = USER_FIELDS
+        if names is not None:
+            fields = [f for f in fields if f.name in names or f.attname in names]
+        remember(self, fields)
 
     def clean(self) -> None:
         """Stripe's limits, and changes Stripe cannot express (clearing a value it cannot
@@ -174,6 +225,10 @@ class Customer(models.Model):
             return None
         mode = "" if self.livemode else "test/"
         return f"https://dashboard.stripe.com/{mode}customers/{self.stripe_id}"
+
+
+#: The columns a ``save()`` of an existing row may write: all but ``SYNC_COLUMNS``.
+USER_FIELDS: list[models.Field[Any, Any]] = tracked_fields(Customer, SYNC_COLUMNS)
 
 
 class PullRun(models.Model):
@@ -215,7 +270,6 @@ class PullRun(models.Model):
     def is_full(self) -> bool:
         """Whether the run covered every customer (no ``created`` range)."""
         return self.created_gte is None and self.created_lt is None
-
 
 
 class WebhookEvent(models.Model):

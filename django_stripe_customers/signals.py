@@ -15,7 +15,8 @@ from typing import Any
 
 from celery.exceptions import Retry
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import DateTimeField, F, QuerySet, Value
+from django.db.models.functions import Coalesce
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import Signal, receiver
 from django.utils import timezone
@@ -35,11 +36,14 @@ def mark_saved_customer_pending(sender: type[Customer], instance: Customer, **kw
     if kwargs.get("raw"):  # loaddata
         return
     instance.sync_status = SyncStatus.PENDING
-    instance.pending_since = instance.pending_since or timezone.now()
     if instance._state.adding:
+        instance.pending_since = instance.pending_since or timezone.now()
         instance.local_version = (instance.local_version or 0) + 1
-    else:  # atomic in the database, so concurrent saves never share a version
-        instance.local_version = F("local_version") + 1
+    else:  # in the database: this instance's copies of both may be stale
+        instance.pending_since = Coalesce(
+            F("pending_since"), Value(timezone.now(), output_field=DateTimeField())
+        )
+        instance.local_version = F("local_version") + 1  # concurrent saves never share one
 
 
 @receiver(post_save, sender=Customer, dispatch_uid="stripe_customers_schedule_push")
@@ -47,7 +51,7 @@ def schedule_push_after_save(sender: type[Customer], instance: Customer, **kwarg
     if kwargs.get("raw"):
         return
     if not isinstance(instance.local_version, int):
-        instance.refresh_from_db(fields=["local_version"])
+        instance.refresh_from_db(fields=["local_version", "pending_since"])
     if conf.get_setting("PUSH_ON_SAVE"):
         pk = instance.pk
         transaction.on_commit(lambda: enqueue_push(pk))

@@ -134,3 +134,32 @@ def test_a_worker_killed_after_stripe_answered_loses_nothing_and_duplicates_noth
     ]
     assert len(creates) == 2, "sent, then resent by the redelivered task"
     assert creates[0].headers["Idempotency-Key"] == creates[1].headers["Idempotency-Key"]
+
+
+def _wait_synced(customer: Customer, timeout: float = 60) -> Customer:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = Customer.objects.get(pk=customer.pk)
+        if row.sync_status == "synced" and row.push_intent is None:
+            return row
+        time.sleep(0.1)
+    raise AssertionError(f"customer {customer.pk} not synced after {timeout}s")
+
+
+def test_an_instance_kept_across_a_worker_push_edits_the_same_customer(
+    stripe_settings, celery_worker_process
+):
+    emulator = stripe_settings
+    customers = [Customer.objects.create(email=f"kept{n}@example.com") for n in range(5)]
+    for customer in customers:
+        _wait_synced(customer)  # the worker pushed; these instances still have no stripe_id
+
+    for customer in customers:
+        customer.metadata["tier"] = "gold"
+        customer.save()
+    rows = [_wait_synced(customer) for customer in customers]
+
+    assert len(emulator.customers) == 5, "one Stripe customer per row, no duplicate"
+    assert Customer.objects.count() == 5
+    for row in rows:
+        assert emulator.customers[row.stripe_id]["metadata"] == {"tier": "gold"}

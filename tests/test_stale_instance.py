@@ -1,0 +1,120 @@
+"""A model instance kept across a push (a view, a form, a loop) stays an ordinary edit.
+
+The push writes ``stripe_id``, the snapshot and what Stripe filled in to the database, not to
+the caller's instance; saving that instance afterwards must not put the stale values back (a
+cleared ``stripe_id`` made the next push create a second customer in Stripe).
+Tier 1 runs Celery eagerly: ``create()`` has pushed by the time it returns.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from django_stripe_customers.models import Customer, SyncStatus
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def creates(emulator):
+    return [r for r in emulator.requests if (r.method, r.path) == ("POST", "/v1/customers")]
+
+
+def test_the_readme_pattern_edits_the_customer_it_created(stripe_settings):
+    emulator = stripe_settings
+    customer = Customer.objects.create(email="readme@example.com")
+    assert customer.stripe_id is None, "the push wrote the id to the row, not to this instance"
+
+    customer.metadata["tier"] = "gold"
+    customer.save()
+
+    assert len(creates(emulator)) == 1, "one customer created in Stripe, not two"
+    (stripe_id,) = emulator.customers
+    assert emulator.customers[stripe_id]["metadata"] == {"tier": "gold"}
+    row = Customer.objects.get()
+    assert row.stripe_id == stripe_id
+    assert row.sync_status == SyncStatus.SYNCED
+    update = emulator.requests[-1]
+    assert (update.method, update.path) == ("POST", f"/v1/customers/{stripe_id}")
+    assert update.params == {"metadata": {"tier": "gold"}}, "only the edit is sent"
+
+
+def test_a_stale_save_keeps_what_stripe_filled_in(stripe_settings):
+    emulator = stripe_settings
+    customer = Customer.objects.create(email="kept@example.com")
+    row = Customer.objects.get()
+    assert row.invoice_prefix and row.created, "Stripe assigned these on create"
+
+    customer.name = "Renamed"
+    customer.save()
+
+    row.refresh_from_db()
+    assert len(emulator.customers) == 1
+    assert row.name == "Renamed"
+    assert row.invoice_prefix == emulator.customers[row.stripe_id]["invoice_prefix"]
+    assert row.created is not None and row.stripe_data["id"] == row.stripe_id
+    assert row.sync_status == SyncStatus.SYNCED and row.sync_error == ""
+
+
+def test_two_instances_of_one_row_each_save_their_own_edit(stripe_settings):
+    emulator = stripe_settings
+    Customer.objects.create(email="two@example.com")
+    first, second = Customer.objects.get(), Customer.objects.get()
+
+    first.name = "From the first"
+    first.save()
+    second.phone = "+33100000000"
+    second.save()
+
+    row = Customer.objects.get()
+    assert (row.name, row.phone) == ("From the first", "+33100000000")
+    remote = emulator.customers[row.stripe_id]
+    assert (remote["name"], remote["phone"]) == ("From the first", "+33100000000")
+
+
+def test_a_stale_save_does_not_undo_a_remote_change_to_another_field(stripe_settings):
+    emulator = stripe_settings
+    customer = Customer.objects.create(email="remote@example.com", name="Local")
+    row = Customer.objects.get()
+    Customer.objects.filter(pk=row.pk).update(description="pulled since")
+
+    customer.name = "Edited"
+    customer.save()
+
+    row.refresh_from_db()
+    assert (row.name, row.description) == ("Edited", "pulled since")
+    assert len(emulator.customers) == 1
+
+
+def test_a_new_instance_with_an_explicit_pk_is_still_written_whole(stripe_settings, settings):
+    settings.STRIPE_CUSTOMERS = {**settings.STRIPE_CUSTOMERS, "PUSH_ON_SAVE": False}
+    Customer(pk=41, email="explicit@example.com", name="Whole").save()
+    row = Customer.objects.get(pk=41)
+    assert (row.email, row.name, row.sync_status) == ("explicit@example.com", "Whole", "pending")
+
+
+def test_update_fields_limited_to_one_field_writes_only_that_field(stripe_settings):
+    emulator = stripe_settings
+    customer = Customer.objects.create(email="limited@example.com")
+    customer.name = "Only this"
+    customer.email = "not-this@example.com"
+    customer.save(update_fields=["name"])
+
+    row = Customer.objects.get()
+    assert (row.name, row.email) == ("Only this", "limited@example.com")
+    assert emulator.customers[row.stripe_id]["name"] == "Only this"
+    assert len(creates(emulator)) == 1
+
+
+def test_bookkeeping_set_on_a_stale_instance_is_not_written(stripe_settings):
+    customer = Customer.objects.create(email="books@example.com")
+    row = Customer.objects.get()
+    customer.stripe_data = {}
+    customer.push_intent = {"method": "create"}
+    customer.pushed_version = 0
+    customer.name = "Edit"
+    customer.save()
+
+    after = Customer.objects.get()
+    assert after.stripe_id == row.stripe_id
+    assert after.stripe_data["id"] == row.stripe_id
+    assert after.push_intent is None and after.pushed_version == after.local_version
