@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.core.validators import MaxLengthValidator
+from django.core.validators import (
+    MaxLengthValidator,
+    MaxValueValidator,
+    MinValueValidator,
+    ProhibitNullCharactersValidator,
+)
 from django.utils.datastructures import MultiValueDict
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
@@ -28,6 +33,13 @@ Pairs = list[tuple[str, str]]
 
 #: Empty rows offered below the existing metadata keys (save to get more: no JavaScript).
 METADATA_EXTRA_ROWS: Final = 3
+#: Django's own checks that ``validation`` makes, naming the field and Stripe's limit.
+REPLACED_VALIDATORS: Final = (
+    MaxLengthValidator,
+    MaxValueValidator,
+    MinValueValidator,
+    ProhibitNullCharactersValidator,
+)
 #: Stripe allows at most 4 custom fields on invoices.
 INVOICE_CUSTOM_FIELDS: Final = 4
 
@@ -452,7 +464,7 @@ class CustomerAdminForm(_CustomerModelForm):
             if validators:
                 # Stripe's limit, with the field named, instead of Django's anonymous one; the
                 # input keeps its maxlength attribute.
-                kept = [v for v in field.validators if not isinstance(v, MaxLengthValidator)]
+                kept = [v for v in field.validators if not isinstance(v, REPLACED_VALIDATORS)]
                 field.validators = [*kept, *validators]
 
     def clean(self) -> dict[str, Any]:

@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from . import schema
 from .saved_fields import changed_fields, remember, tracked_fields
+from .validation import VALIDATED_FIELDS, validate_customer_fields
 
 #: Length of columns holding Stripe ids and strings Stripe publishes no limit for.
 ID_LENGTH = 255
@@ -211,12 +213,34 @@ class Customer(models.Model):
             fields = [f for f in fields if f.name in names or f.attname in names]
         remember(self, fields)
 
-    def clean(self) -> None:
-        """Stripe's limits, and changes Stripe cannot express (clearing a value it cannot
-        unset), checked before anything is sent (``full_clean`` calls this)."""
-        from .sync.push import validated_request
+    def clean_fields(self, exclude: Any = None) -> None:
+        """Stripe's types and limits on the values as they are (no coercion: ``1.5`` is not
+        ``1``, ``["x"]`` is not a name), then Django's own checks of the other fields."""
+        skipped = set(exclude or ())
+        errors: dict[str, list[ValidationError]] = {}
+        values = {name: getattr(self, name) for name in VALIDATED_FIELDS if name not in skipped}
+        try:
+            validate_customer_fields(values)
+        except ValidationError as exc:
+            errors = dict(exc.error_dict)
+        try:
+            super().clean_fields(exclude=[*skipped, *errors])
+        except ValidationError as exc:
+            for name, field_errors in exc.error_dict.items():
+                errors.setdefault(name, []).extend(field_errors)
+        if errors:
+            raise ValidationError(errors)
 
-        validated_request(self)
+    def clean(self) -> None:
+        """Changes Stripe cannot express (clearing a value it cannot unset), checked before
+        anything is sent; ``clean_fields`` has checked each value (``full_clean`` runs both)."""
+        from .sync.push import compute_request
+
+        try:
+            validate_customer_fields({name: getattr(self, name) for name in VALIDATED_FIELDS})
+        except ValidationError:
+            return  # reported field by field by clean_fields
+        compute_request(self)
 
     @property
     def dashboard_url(self) -> str | None:

@@ -14,6 +14,7 @@ from django.core.validators import EmailValidator
 from django.utils.translation import gettext_lazy as _
 
 from . import schema
+from .countries import COUNTRY_CODES
 
 Spec = dict[str, Any]
 Validator = Callable[[Any], None]
@@ -38,6 +39,10 @@ _INVOICE_PREFIX: Final = re.compile(rf"[A-Z0-9]{{1,{INVOICE_PREFIX_MAX_LENGTH}}}
 _LOCALE: Final = re.compile(r"[a-z]{2,3}(?:-[a-z]{4})?(?:-(?:[a-z]{2}|[0-9]{3}))?", re.IGNORECASE)
 #: How much of a long key or value an error message shows.
 _PREVIEW_LENGTH: Final = 32
+#: Stripe's integers are 64-bit signed, as are the columns (``BigIntegerField``).
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+_UNPAIRED_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 _EMAIL: Final = EmailValidator()
 
 
@@ -46,7 +51,30 @@ def _spec(param: str) -> Spec:
 
 
 def _preview(text: str) -> str:
-    return text if len(text) <= _PREVIEW_LENGTH else text[:_PREVIEW_LENGTH] + "..."
+    """``text`` shortened, with what cannot be printed (NUL, surrogates) escaped."""
+    short = text if len(text) <= _PREVIEW_LENGTH else text[:_PREVIEW_LENGTH] + "..."
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in short)
+
+
+def _text_problem(value: str) -> tuple[str, Any] | None:
+    """(code, message) when a string cannot be stored or sent as text: NUL characters (which
+    PostgreSQL refuses) or unpaired surrogates (which are not Unicode text at all)."""
+    if "\x00" in value:
+        return "null_characters", _("may not contain NUL characters (\\x00)")
+    if _UNPAIRED_SURROGATE.search(value):
+        return "invalid_text", _("not valid Unicode text (an unpaired surrogate)")
+    return None
+
+
+def _text_error(field: str, value: str, subject: str = "") -> ValidationError | None:
+    problem = _text_problem(value)
+    if problem is None:
+        return None
+    code, text = problem
+    if subject:  # "keys", "values": "not valid" reads "are not valid"
+        text = text if str(text).startswith("may") else f"are {text}"
+        return _error(f"%(field)s: {subject} {text}", code, field)
+    return _error(f"%(field)s: {text}", code, field)
 
 
 def _error(message: Any, code: str, field: str, **params: Any) -> ValidationError:
@@ -89,16 +117,29 @@ def check(value: Any, spec: Spec, field: str) -> list[ValidationError]:
         return _check_object(value, spec, field)
     if kind.startswith("map"):
         return _check_metadata(value, field)
-    if kind == "integer" and (not isinstance(value, int) or isinstance(value, bool)):
-        return [_type_error(field, "an integer", value)]
+    if kind == "integer":
+        return _check_integer(value, field)
     if kind == "boolean" and not isinstance(value, bool):
         return [_type_error(field, "true or false", value)]
+    return []
+
+
+def _check_integer(value: Any, field: str) -> list[ValidationError]:
+    if not isinstance(value, int) or isinstance(value, bool):
+        return [_type_error(field, "an integer", value)]
+    if not INT64_MIN <= value <= INT64_MAX:
+        message = _("%(field)s: must be an integer from %(min)d to %(max)d (got %(value)s)")
+        shown = _preview(str(value))
+        return [_error(message, "out_of_range", field, min=INT64_MIN, max=INT64_MAX, value=shown)]
     return []
 
 
 def _check_string(value: Any, spec: Spec, field: str) -> list[ValidationError]:
     if not isinstance(value, str):
         return [_type_error(field, "a string", value)]
+    text_error = _text_error(field, value)
+    if text_error is not None:
+        return [text_error]
     limit = spec.get("maxLength")
     if limit is not None and len(value) > limit:
         message = _("%(field)s: at most %(limit)d characters (got %(length)d)")
@@ -121,6 +162,8 @@ def _check_object(value: Any, spec: Spec, field: str) -> list[ValidationError]:
         where = f"{field}[{key}]"
         if key in fields:
             errors += check(item, fields[key], where)
+            if key == "country" and "line1" in fields and not errors:
+                errors += _check_country(item, where)
         elif item is not None:
             message = _("%(field)s: unknown key (Stripe accepts %(allowed)s)")
             errors.append(_error(message, "unknown_key", where, allowed=", ".join(fields)))
@@ -129,6 +172,17 @@ def _check_object(value: Any, spec: Spec, field: str) -> list[ValidationError]:
             message = _("%(field)s: required when %(parent)s is set")
             errors.append(_error(message, "required", f"{field}[{key}]", parent=field))
     return errors
+
+
+def _check_country(value: Any, field: str) -> list[ValidationError]:
+    """An address's country: a code Stripe knows (``None`` and ``""`` leave it unset)."""
+    if not value or value in COUNTRY_CODES:
+        return []
+    message = _(
+        "%(field)s: a two-letter country code (ISO 3166-1 alpha-2) such as US or FR "
+        "(got %(value)r)"
+    )
+    return [_error(message, "invalid_country", field, value=_preview(value))]
 
 
 def _check_metadata(value: Any, field: str) -> list[ValidationError]:
@@ -146,6 +200,10 @@ def _check_metadata(value: Any, field: str) -> list[ValidationError]:
         if not isinstance(key, str):
             errors.append(_type_error(where, "a string key", key))
             continue
+        key_error = _text_error(where, key, "keys")
+        if key_error is not None:
+            errors.append(key_error)
+            continue
         if any(char in key for char in limits["key_forbidden_chars"]):
             message = _("%(field)s: keys may not contain %(chars)s")
             chars = " or ".join(repr(char) for char in limits["key_forbidden_chars"])
@@ -157,6 +215,8 @@ def _check_metadata(value: Any, field: str) -> list[ValidationError]:
         if not isinstance(item, str):
             message = _("%(field)s: values must be strings (got %(type)s)")
             errors.append(_error(message, "invalid_type", where, type=type(item).__name__))
+        elif (value_error := _text_error(where, item, "values")) is not None:
+            errors.append(value_error)
         elif len(item) > limits["value_max_length"]:
             message = _("%(field)s: values are at most %(limit)d characters (got %(length)d)")
             limit = limits["value_max_length"]

@@ -268,12 +268,26 @@ def test_address_unknown_key_holding_null_is_tolerated_as_it_is_never_sent():
     assert messages(validate_address, {"city": "Paris", "zip": None}) == []
 
 
-@pytest.mark.parametrize("key", sorted(ADDRESS_FIELDS))
+@pytest.mark.parametrize("key", sorted(set(ADDRESS_FIELDS) - {"country"}))  # a code: below
 def test_address_strings_at_max_length_pass_one_over_fails(key):
     limit = ADDRESS_FIELDS[key]["maxLength"]
     assert messages(validate_address, {key: "x" * limit}) == []
     assert messages(validate_address, {key: "x" * (limit + 1)}) == [
         f"address[{key}]: at most {limit} characters (got {limit + 1})"
+    ]
+
+
+@pytest.mark.parametrize("code", ["US", "FR", "GB", "DE", "JP", "XK", "AX", "SS", None, ""])
+def test_country_codes_stripe_knows_pass(code):
+    assert messages(validate_address, {"country": code}) == []
+    assert messages(validate_shipping, {"name": "J", "address": {"country": code}}) == []
+
+
+@pytest.mark.parametrize("code", ["ZZZ", "Narnia", "ZZ", "UK", "fr", "F", "FRA", " FR"])
+def test_other_country_codes_are_refused_naming_the_rule(code):
+    assert messages(validate_address, {"country": code}) == [
+        "address[country]: a two-letter country code (ISO 3166-1 alpha-2) such as US or FR "
+        f"(got {code!r})"
     ]
 
 

@@ -392,6 +392,8 @@ class CustomerAdmin(_CustomerModelAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Customer], search_term: str
     ) -> tuple[QuerySet[Customer], bool]:
+        if "\x00" in search_term:  # no stored text holds one (PostgreSQL cannot even compare)
+            return queryset.none(), False
         results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         term = search_term.strip()
         if term:

@@ -43,7 +43,7 @@ _FALSE: Final = frozenset({"false", "0"})
 
 def identifier_filter(identifier: str) -> Q | None:
     """The row ``identifier`` names: ``cus_...`` is a Stripe id, digits a local pk; else None."""
-    if identifier.startswith("cus_"):
+    if identifier.startswith("cus_") and "\x00" not in identifier:  # no NUL in a database
         return Q(stripe_id=identifier)
     if _PK.fullmatch(identifier):
         return Q(pk=int(identifier))
@@ -86,7 +86,9 @@ def customer_filter(params: Mapping[str, str]) -> Q:
     errors: dict[str, list[str]] = {}
     email = params.get("email")
     if email is not None:
-        if email:
+        if "\x00" in email:
+            errors["email"] = ["email: may not contain NUL characters (\\x00)"]
+        elif email:
             condition &= Q(email=email)
         else:
             errors["email"] = ["email: may not be empty"]
