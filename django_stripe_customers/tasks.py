@@ -20,7 +20,7 @@ from . import conf
 from .models import Customer, SyncStatus, WebhookEvent
 from .signals import enqueue_event, enqueue_push
 from .stripe import StripeError
-from .sync import events, pull, push, runs
+from .sync import events, pages, pull, push, runs
 
 TASK_OPTIONS: dict[str, Any] = {
     "acks_late": True,
@@ -68,7 +68,7 @@ def pull_all_task(
 
 
 def _record_failed_slice(run_pk: int, exc: Exception) -> NoReturn:
-    runs.record_partition(run_pk, pull.PullResult(errors=[f"{type(exc).__name__}: {exc}"]))
+    runs.record_partition(run_pk, pages.PullResult(errors=[f"{type(exc).__name__}: {exc}"]))
     raise exc
 
 
@@ -78,7 +78,7 @@ def pull_slice_task(
 ) -> dict[str, Any]:
     """One slice of a partitioned pull: customers created in ``[created_gte, created_lt)``."""
     try:
-        result = pull.pull_range(created_gte, created_lt)
+        result = pages.pull_range(created_gte, created_lt)
     except StripeError as exc:
         if exc.is_transient and self.request.retries < (self.max_retries or 0):
             _retry_or_raise(self, exc)

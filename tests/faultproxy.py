@@ -38,6 +38,7 @@ from urllib.parse import parse_qsl, urlsplit
 __all__ = [
     "CONFLICT",
     "DROP_RESPONSE",
+    "HOLD_RESPONSE",
     "RATE_LIMIT",
     "REFUSE",
     "RESET",
@@ -65,7 +66,7 @@ _NOT_FORWARDED = frozenset(
         "content-length",
     }
 )
-_NOT_RETURNED = _NOT_FORWARDED | {"date", "server"}
+_NOT_RETURNED = _NOT_FORWARDED | {"server"}  # the upstream's Date is Stripe's clock: kept
 
 
 class FaultKind(enum.Enum):
@@ -74,6 +75,7 @@ class FaultKind(enum.Enum):
     DROP_RESPONSE = "drop_response"  # forward, read the upstream answer, then RST the client
     STATUS = "status"  # answer a canned status and Stripe-shaped error body, not forwarded
     STALL = "stall"  # answer nothing for ``seconds``, then close; not forwarded
+    HOLD_RESPONSE = "hold_response"  # forward, then keep the answer until ``gate`` is set
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ class Fault:
     body: Mapping[str, Any] | None = None
     method: str | None = None
     path: str | None = None
+    gate: threading.Event | None = None
+    reached: threading.Event | None = None
 
     def matches(self, method: str, path: str) -> bool:
         if self.method is not None and self.method.upper() != method.upper():
@@ -168,6 +172,19 @@ def CONFLICT(*, method: str | None = None, path: str | None = None) -> Fault:
 def STALL(seconds: float, *, method: str | None = None, path: str | None = None) -> Fault:
     """Read the request, answer nothing for ``seconds`` (capped by the proxy), then close."""
     return Fault(FaultKind.STALL, seconds=seconds, **_filters(method, path))
+
+
+def HOLD_RESPONSE(
+    gate: threading.Event,
+    reached: threading.Event | None = None,
+    *,
+    method: str | None = None,
+    path: str | None = None,
+) -> Fault:
+    """Forward, let the upstream answer, set ``reached``, then keep the answer from the client
+    until ``gate`` is set (at most the proxy's ``max_stall``): the answer arrives late, after
+    whatever the test does meanwhile."""
+    return Fault(FaultKind.HOLD_RESPONSE, gate=gate, reached=reached, **_filters(method, path))
 
 
 def _default_error_body(status: int) -> dict[str, Any]:
@@ -271,11 +288,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         fault = proxy._take_fault(record.method, record.path)
         record.fault = fault.kind if fault else None
 
-        if fault is None or fault.kind is FaultKind.DROP_RESPONSE:
+        if fault is None or fault.kind in (FaultKind.DROP_RESPONSE, FaultKind.HOLD_RESPONSE):
             status, headers, payload = self._forward(record, body)
-            if fault is not None:
+            if fault is not None and fault.kind is FaultKind.DROP_RESPONSE:
                 self._abort()
                 return
+            if fault is not None and fault.gate is not None:
+                if fault.reached is not None:
+                    fault.reached.set()
+                fault.gate.wait(proxy.max_stall)
             self._answer(record, status, headers, payload)
         elif fault.kind is FaultKind.REFUSE:
             return  # close_connection: FIN with nothing sent
@@ -329,7 +350,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self, record: RecordedRequest, status: int, headers: list[tuple[str, str]], payload: bytes
     ) -> None:
         record.response_status = status
-        self.send_response(status)
+        if any(name.lower() == "date" for name, _ in headers):
+            self.send_response_only(status)  # the upstream's Date, not the proxy's own
+        else:
+            self.send_response(status)
         for name, value in headers:
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))

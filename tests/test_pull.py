@@ -208,6 +208,9 @@ def test_queries_per_page_are_bounded_whatever_the_mix(
     emulator = stripe_settings
     ids = emulator.seed(300)
     pull_all()
+    # Later changes, in a later second of Stripe's clock (in the pull's own second they could
+    # not be ordered against it, and would be retrieved again: tests/test_freshness.py).
+    emulator.clock.advance(2)
     client = get_client()
     for stripe_id in ids[::3]:  # a third changed upstream, a third new, a third unchanged
         client.customers.update(stripe_id, {"name": "Changed upstream"})

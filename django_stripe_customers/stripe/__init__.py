@@ -19,6 +19,7 @@ from .errors import (
     RateLimitError,
     StripeError,
 )
+from .responses import PageData, ResponseInfo, StripeObject, observed_at, sent_at
 
 __all__ = [
     "APIConnectionError",
@@ -30,9 +31,14 @@ __all__ = [
     "CustomersResource",
     "IdempotencyError",
     "InvalidRequestError",
+    "PageData",
     "PermissionDeniedError",
     "RateLimitError",
+    "ResponseInfo",
     "StripeClient",
     "StripeError",
+    "StripeObject",
     "encode_params",
+    "observed_at",
+    "sent_at",
 ]

@@ -6,7 +6,6 @@ delay are pure functions (``should_retry``, ``retry_delay``) so they can be test
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
@@ -34,11 +33,11 @@ from .errors import (
     _header,
     error_from_response,
 )
+from .responses import PageData, StripeObject, decode
 
 logger = logging.getLogger("django_stripe_customers.stripe")
 
 Params: TypeAlias = Mapping[str, Any]
-StripeObject: TypeAlias = dict[str, Any]
 Expand: TypeAlias = Sequence[str] | None
 
 _CONNECTION_ERRORS = (
@@ -279,10 +278,11 @@ class StripeClient:
 
     def iter_pages(
         self, path: str, params: Params | None = None, *, expand: Expand = None
-    ) -> Iterator[list[StripeObject]]:
+    ) -> Iterator[PageData]:
         """The ``data`` of every page of a list endpoint, following ``starting_after``.
 
-        One page is in memory at a time; the last page may be empty.
+        One page is in memory at a time; the last page may be empty. Each carries its page's
+        ``last_response`` (when Stripe answered it).
         """
         query = dict(params or {})
         while True:
@@ -290,7 +290,9 @@ class StripeClient:
             data = page.get("data")
             if not isinstance(data, list):
                 raise APIError(f"GET {path}: a list response without a 'data' array")
-            yield data
+            page_data = PageData(data)
+            page_data.last_response = page.last_response
+            yield page_data
             if not page.get("has_more") or not data:
                 return
             query["starting_after"] = data[-1]["id"]
@@ -302,6 +304,7 @@ class StripeClient:
         attempt = 0
         while True:
             started = time.monotonic()
+            sent = time.time()
             status: int | None = None
             response_headers: Mapping[str, str] = {}
             try:
@@ -327,7 +330,7 @@ class StripeClient:
                                  attempt=attempt + 1, duration_ms=round(duration_ms, 1)),
                 )  # fmt: skip
                 if 200 <= status < 300:
-                    return _decode(response)
+                    return decode(response, sent)
                 error = error_from_response(status, response.content, response_headers)
                 reason = f"HTTP {status} {error.type or type(error).__name__}"
             if not should_retry(
@@ -371,23 +374,6 @@ def _connection_error(
     )
     error.__cause__ = exc
     return error
-
-
-def _decode(response: requests.Response) -> StripeObject:
-    try:
-        body = json.loads(response.content)
-    except ValueError:
-        raise error_from_response(
-            response.status_code, response.content, response.headers
-        ) from None
-    if not isinstance(body, dict):
-        raise APIError(
-            f"HTTP {response.status_code} with a JSON body that is not an object",
-            http_status=response.status_code,
-            request_id=response.headers.get("Request-Id"),
-            headers=response.headers,
-        )
-    return body
 
 
 class CustomersResource:
@@ -443,7 +429,7 @@ class CustomersResource:
 
     def list_all(
         self, params: Params | None = None, *, limit: int = 100, expand: Expand = None
-    ) -> Iterator[StripeObject]:
+    ) -> Iterator[dict[str, Any]]:
         """Every customer, newest first, fetched one page at a time (memory stays flat)."""
         _checked_limit(limit)
         if params and params.get("ending_before") is not None:

@@ -14,11 +14,17 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .pull import PullResult, apply_customer, pull_customer
+    from .pages import PullResult
+    from .pull import apply_customer, pull_customer
     from .push import PushResult, push_customer
     from .runs import pull_all
 
-_MODULES = {"PushResult": "push", "push_customer": "push", "pull_all": "runs"}
+_MODULES = {
+    "PullResult": "pages",
+    "PushResult": "push",
+    "push_customer": "push",
+    "pull_all": "runs",
+}
 
 
 def __getattr__(name: str) -> Any:

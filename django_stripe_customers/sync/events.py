@@ -1,8 +1,10 @@
 """Stripe events -> rows: store each event once, apply customer events, catch up after downtime.
 
 Events are applied through the pull code (same mapping, same three-way merge, no echo). An
-event older than the newest event already applied to its row is recorded as ``stale`` and
-changes nothing, so events delivered out of order never bring old data back.
+event older than the data its row holds (from an event, a pull or a push) is recorded as
+``stale`` and changes nothing, so events delivered out of order never bring old data back.
+Events of the same second as the row's data that disagree with it cannot be ordered: the
+customer is retrieved instead. ``customer.deleted`` is final: no later event un-deletes.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone as django_timezone
 
 from ..conf import get_setting
-from ..models import Customer, WebhookEvent
+from ..models import WebhookEvent
 from ..stripe import StripeClient
 from ..stripe.factory import get_client
-from .pull import apply_customer, expansions
+from .pull import NOT_A_REREAD, Fetched, apply_customer, reread
 
 CUSTOMER_EVENTS: Final = frozenset({"customer.created", "customer.updated", "customer.deleted"})
 Status = WebhookEvent.Status
@@ -73,11 +75,10 @@ def process_event(event_pk: int, *, client: StripeClient | None = None) -> str:
     the task can retry; ``replay`` can process it again later.
     """
     event = WebhookEvent.objects.get(pk=event_pk)
-    if event.status in (Status.PROCESSED, Status.STALE, Status.IGNORED):
+    if event.status in FINAL:
         return event.status
     try:
-        obj = _customer_object(event, client)
-        status = _apply(event.pk, obj)
+        status = _process(event, client)
     except Exception as exc:  # recorded on the event, then raised as it was
         WebhookEvent.objects.filter(pk=event.pk).update(
             status=Status.FAILED, error=f"{type(exc).__name__}: {exc}", attempts=event.attempts + 1
@@ -86,32 +87,53 @@ def process_event(event_pk: int, *, client: StripeClient | None = None) -> str:
     return status
 
 
-def _customer_object(event: WebhookEvent, client: StripeClient | None) -> dict[str, Any]:
+#: Statuses an event keeps (it is never applied again).
+FINAL: Final = (Status.PROCESSED, Status.STALE, Status.IGNORED)
+
+
+def _process(event: WebhookEvent, client: StripeClient | None) -> str:
     obj: dict[str, Any] = event.payload["data"]["object"]
-    if get_setting("WEBHOOK_REFETCH") and event.type != "customer.deleted":
-        return (client or get_client()).customers.retrieve(obj["id"], expand=expansions())
-    return obj
+    if event.type == "customer.deleted":
+        obj = {"id": obj["id"], "object": "customer", "deleted": True}
+    elif get_setting("WEBHOOK_REFETCH"):
+        return _apply_fresh(event.pk, obj["id"], NOT_A_REREAD, client)
+    status, seen = _apply(event.pk, obj, event.created)
+    if status == "reread":  # the same second as the row's data, and other data
+        return _apply_fresh(event.pk, obj["id"], seen, client)
+    return status
 
 
-def _apply(event_pk: int, obj: dict[str, Any]) -> str:
-    now = django_timezone.now()
+def _apply(event_pk: int, obj: dict[str, Any], observed: datetime) -> tuple[str, object]:
+    """Apply ``obj`` (Stripe's state at ``observed``) for the event, unless it was processed
+    meanwhile. When its order against the row cannot be told, the event is left as it is and
+    the answer is ``("reread", the row's synced_at)``."""
     with transaction.atomic():
         event = WebhookEvent.objects.select_for_update().get(pk=event_pk)
-        if event.status in (Status.PROCESSED, Status.STALE, Status.IGNORED):
-            return event.status  # processed meanwhile by a concurrent delivery
-        row = Customer.objects.select_for_update().filter(stripe_id=obj["id"]).first()
-        if row is not None and row.remote_updated_at and event.created < row.remote_updated_at:
-            status = Status.STALE
-        else:
-            if event.type == "customer.deleted":
-                obj = {"id": obj["id"], "object": "customer", "deleted": True}
-            apply_customer(obj)
-            Customer.objects.filter(stripe_id=obj["id"]).update(remote_updated_at=event.created)
-            status = Status.PROCESSED
-        WebhookEvent.objects.filter(pk=event.pk).update(
-            status=status, processed_at=now, error="", attempts=event.attempts + 1
-        )
-    return status
+        if event.status in FINAL:
+            return event.status, None  # processed meanwhile by a concurrent delivery
+        customer, outcome = apply_customer(obj, Fetched(observed=observed))
+        if outcome == "reread":
+            assert customer is not None
+            return outcome, customer.synced_at
+        status = Status.STALE if outcome == "stale" else Status.PROCESSED
+        _finish(event, status)
+    return status, None
+
+
+def _apply_fresh(event_pk: int, stripe_id: str, seen: object, client: StripeClient | None) -> str:
+    """Apply the customer as Stripe has it now (newer than the event) in the event's stead."""
+    reread(stripe_id, seen, client=client or get_client())
+    with transaction.atomic():
+        event = WebhookEvent.objects.select_for_update().get(pk=event_pk)
+        if event.status not in FINAL:
+            _finish(event, Status.PROCESSED)
+        return event.status if event.status in FINAL else Status.PROCESSED
+
+
+def _finish(event: WebhookEvent, status: str) -> None:
+    WebhookEvent.objects.filter(pk=event.pk).update(
+        status=status, processed_at=django_timezone.now(), error="", attempts=event.attempts + 1
+    )
 
 
 # -- catch-up from the Events API --------------------------------------------------------------

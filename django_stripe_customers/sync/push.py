@@ -27,8 +27,9 @@ from ..models import Customer, SyncStatus
 from ..stripe import InvalidRequestError, StripeClient, StripeError
 from ..stripe.factory import get_client
 from ..validation import NOT_VALIDATED, VALIDATED_FIELDS, validate_customer_fields
+from .freshness import Verdict, newest
 from .merge import merge
-from .pull import fields_from_stripe, is_deleted
+from .pull import NOT_A_REREAD, Fetched, fields_from_stripe, is_deleted, reread, verdict_for
 
 logger = logging.getLogger("django_stripe_customers.push")
 
@@ -46,7 +47,8 @@ INTENT_LEASE: Final = timedelta(minutes=5)
 
 @dataclass(frozen=True)
 class PushResult:
-    """``outcome``: created, updated, unchanged, in_flight, failed, deleted or skipped."""
+    """``outcome``: created, updated, unchanged, in_flight, failed, deleted, skipped or
+    taken_over (another push took the request over and applied its answer)."""
 
     outcome: str
     customer_pk: int
@@ -228,6 +230,9 @@ def _claim(pk: int, owner: str) -> dict[str, Any] | PushResult:
                 "key": f"django-stripe-customers-{pk}-v{version}-{uuid.uuid4().hex[:12]}",
                 "owner": owner,
                 "claimed_at": now.isoformat(),
+                # the row's last remote write before the request: none since means the answer
+                # is the newest view of the customer
+                "synced_at": customer.synced_at.isoformat() if customer.synced_at else None,
             }
         Customer.objects.filter(pk=pk).update(push_intent=intent)
     return intent
@@ -243,33 +248,74 @@ def _send(client: StripeClient, intent: dict[str, Any]) -> dict[str, Any]:
 
 
 def _apply_answer(pk: int, intent: dict[str, Any], obj: dict[str, Any]) -> PushResult:
-    """Step 3: Stripe's answer becomes the snapshot; newer local edits stay pending."""
+    """Step 3: Stripe's answer becomes the snapshot; newer local edits stay pending.
+
+    Only the push that holds the request applies its answer (a push that took it over may have
+    applied it already). Remote data newer than the answer (an event, a pull) is kept; an
+    answer that cannot be ordered against the row (the same second, a replay) is settled by
+    retrieving the customer right after.
+    """
     from ..signals import customer_pushed, enqueue_push
 
+    fetched = Fetched.of(obj)
     with transaction.atomic():
         customer = Customer.objects.select_for_update().get(pk=pk)
+        if (customer.push_intent or {}).get("key") != intent["key"]:
+            pending = customer.sync_status == SyncStatus.PENDING
+            return PushResult("taken_over", pk, still_pending=pending)
         still_pending = customer.local_version > intent["version"]
-        remote = fields_from_stripe(obj)
-        if still_pending:  # what was edited since the request was made goes in the next push
-            local = {name: getattr(customer, name) for name in PUSHABLE_FIELDS}
-            remote = merge(local, intent["values"], remote, PUSHABLE_FIELDS)
+        verdict = _answer_verdict(customer, intent, obj, fetched)
+        written: dict[str, Any] = {}
+        if verdict in (Verdict.APPLY, Verdict.REREAD):
+            written = fields_from_stripe(obj)
+            if still_pending:  # what was edited since the request was made goes in the next push
+                local = {name: getattr(customer, name) for name in PUSHABLE_FIELDS}
+                written = merge(local, intent["values"], written, PUSHABLE_FIELDS)
+            written.update(
+                stripe_data=obj,
+                synced_at=timezone.now(),
+                remote_updated_at=newest(customer.remote_updated_at, fetched.observed),
+            )
         Customer.objects.filter(pk=pk).update(
-            **remote,
+            **written,
             stripe_id=obj["id"],
-            stripe_data=obj,
             push_intent=None,
             pushed_version=intent["version"],
             sync_status=SyncStatus.PENDING if still_pending else SyncStatus.SYNCED,
             sync_error="",
-            synced_at=timezone.now(),
             pending_since=customer.pending_since if still_pending else None,
         )
         customer.refresh_from_db()
         if still_pending and get_setting("PUSH_ON_SAVE"):
             transaction.on_commit(lambda: enqueue_push(pk))
+    if verdict is Verdict.REREAD:
+        _settle(obj["id"], customer.synced_at)
     created = intent["method"] == "create"
     customer_pushed.send(sender=Customer, customer=customer, created=created)
     return PushResult("created" if created else "updated", pk, still_pending=still_pending)
+
+
+def _answer_verdict(
+    customer: Customer, intent: dict[str, Any], obj: dict[str, Any], fetched: Fetched
+) -> Verdict:
+    """``APPLY``, ``STALE`` (the row holds newer remote data: only the push is recorded) or
+    ``REREAD`` (applied, then settled by a retrieve)."""
+    if "synced_at" in intent:
+        claimed = intent["synced_at"]
+        seen = None if claimed is None else _parse(claimed)
+        if customer.synced_at == seen and not customer.deleted:
+            return Verdict.APPLY  # no remote data written since the request was made
+    if fetched.observed is None and customer.remote_updated_at is not None:
+        return Verdict.REREAD  # a replayed answer is as old as the first try: order unknown
+    return verdict_for(customer, obj, fetched, NOT_A_REREAD)
+
+
+def _settle(stripe_id: str, seen: object) -> None:
+    """Retrieve a customer whose pushed answer could not be ordered against the row's data."""
+    try:
+        reread(stripe_id, seen, client=get_client())
+    except StripeError as exc:  # the push is done; the next event or pull settles the row
+        logger.warning("Could not retrieve customer %s after its push: %s", stripe_id, exc)
 
 
 def _handle_missing(
@@ -316,9 +362,7 @@ def _describe(exc: StripeError) -> str:
 
 def _validation_message(exc: ValidationError) -> str:
     if hasattr(exc, "error_dict"):
-        return "; ".join(
-            str(message) for errors in exc.message_dict.values() for message in errors
-        )
+        return "; ".join(str(message) for errors in exc.message_dict.values() for message in errors)
     return "; ".join(exc.messages)
 
 

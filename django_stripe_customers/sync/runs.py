@@ -18,7 +18,7 @@ from django.utils import timezone as django_timezone
 
 from ..models import PullRun
 from ..stripe import StripeClient
-from .pull import Progress, PullResult, as_timestamp, pull_range
+from .pages import Progress, PullResult, as_timestamp, pull_range
 
 #: How often a partitioned pull looks at its ``PullRun`` row while the workers pull.
 POLL_SECONDS: Final = 0.5

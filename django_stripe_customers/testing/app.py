@@ -14,6 +14,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -146,6 +147,8 @@ class EmulatorApp:
             logger.exception("stripe emulator: %s %s failed", method, path)
             failure = ApiError(500, f"The Stripe emulator failed: {exc!r}", type="api_error")
             response = Response(500, _json(failure.body(request_id)))
+        # Stripe's clock, as clients read it: the emulator's (it may be frozen or moved).
+        response_headers["Date"] = formatdate(store.clock.now(), usegmt=True)
         response.headers = {**response_headers, **response.headers}
         entry.status = response.status
         return response

@@ -19,7 +19,7 @@ from django.db.models import Count
 
 from ...models import Customer, PullRun, SyncStatus, WebhookEvent
 from ...stripe import StripeError
-from ...sync import events, pull, push, runs
+from ...sync import events, pages, pull, push, runs
 
 
 def parse_moment(value: str) -> int:
@@ -44,7 +44,7 @@ class Progress:
         self.stream, self.is_tty, self.every = stream, stream.isatty(), every
         self._last = 0.0
 
-    def __call__(self, result: pull.PullResult) -> None:
+    def __call__(self, result: pages.PullResult) -> None:
         rate = result.seen / result.seconds if result.seconds > 0 else 0.0
         line = (
             f"{result.seen:,} customers ({result.created:,} new, {result.updated:,} updated) "

@@ -1,0 +1,264 @@
+"""One pass over Stripe's customer list: pages applied in bulk, unlisted rows checked.
+
+A page of 100 is applied with a bounded number of queries (a lock-and-read, then one upsert per
+shape of row), memory flat in the number of customers. A row that received newer data while
+the page was in flight (a push, an event) is left as it is; one whose order against the page
+cannot be told (the same second, other data) is retrieved again (see ``freshness``). Local
+rows in the range that Stripe did not list are retrieved one by one, and flagged deleted if
+Stripe says so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from typing import Any, Final
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone as django_timezone
+
+from ..models import Customer
+from ..stripe import InvalidRequestError, PageData, StripeClient
+from ..stripe.factory import get_client
+from .freshness import Verdict, newest
+from .pull import (
+    NOT_A_REREAD,
+    Fetched,
+    expansions,
+    is_unchanged,
+    merged_values,
+    not_found,
+    reread,
+    status_after_pull,
+    verdict_for,
+)
+
+PAGE_SIZE: Final = 100
+
+#: Written on every upserted row, besides the mirrored attributes.
+_BOOKKEEPING: Final = (
+    "stripe_data",
+    "deleted",
+    "sync_status",
+    "sync_error",
+    "synced_at",
+    "remote_updated_at",
+)
+
+
+@dataclass
+class PullResult:
+    """What a pull did. Results of partitions add up with ``+``."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    marked_deleted: int = 0
+    pages: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def seen(self) -> int:
+        return self.created + self.updated + self.unchanged
+
+    def __add__(self, other: PullResult) -> PullResult:
+        summed = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
+        summed["seconds"] = max(self.seconds, other.seconds)
+        return PullResult(**summed)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+Progress = Callable[[PullResult], None]
+
+
+def pull_range(
+    created_gte: int | None,
+    created_lt: int | None,
+    progress: Progress | None = None,
+    *,
+    client: StripeClient | None = None,
+) -> PullResult:
+    """One pass over the customers created in ``[created_gte, created_lt)`` (None: unbounded)."""
+    client = client or get_client()
+    started = time.monotonic()
+    result = PullResult()
+    params: dict[str, Any] = {}
+    if created_gte is not None:
+        params["created[gte]"] = created_gte
+    if created_lt is not None:
+        params["created[lt]"] = created_lt
+    window = _UnseenWindow(_datetime(created_gte), _datetime(created_lt))
+    unseen: list[str] = []
+    for page in _pages(client, params, result):
+        rereads = _upsert_page(page, result)
+        _reread_rows(client, rereads, result)
+        unseen += window.after_page(page)
+        result.seconds = time.monotonic() - started
+        if progress is not None:
+            progress(result)
+    unseen += window.after_last_page()
+    _check_unseen(client, unseen, result)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def as_timestamp(value: int | datetime) -> int:
+    return int(value.timestamp()) if isinstance(value, datetime) else int(value)
+
+
+def _datetime(value: int | datetime | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(as_timestamp(value), tz=timezone.utc)
+
+
+def _pages(client: StripeClient, params: dict[str, Any], result: PullResult) -> Iterator[PageData]:
+    """Non-empty pages of the customer list, counting requests; one page in memory at a time."""
+    query = {**params, "limit": PAGE_SIZE}
+    for data in client.iter_pages("/v1/customers", query, expand=expansions("data.")):
+        result.requests += 1
+        if data:
+            result.pages += 1
+            yield data
+
+
+def _upsert_page(page: PageData, result: PullResult) -> list[tuple[str, object]]:
+    """Apply one page with a bounded number of queries (a lock-and-read, then one upsert per
+    shape); returns the (Stripe id, ``synced_at``) of the rows to retrieve again."""
+    now = django_timezone.now()
+    fetched = Fetched.of(page)
+    ids = [obj["id"] for obj in page]
+    rereads: list[tuple[str, object]] = []
+    with transaction.atomic():
+        known = {
+            c.stripe_id: c for c in Customer.objects.select_for_update().filter(stripe_id__in=ids)
+        }
+        by_columns: dict[tuple[str, ...], list[Customer]] = {}
+        for obj in page:
+            customer = known.get(obj["id"])
+            if customer is not None:
+                verdict = verdict_for(customer, obj, fetched, NOT_A_REREAD)
+                if verdict is Verdict.REREAD:
+                    rereads.append((obj["id"], customer.synced_at))
+                    continue
+                if verdict is Verdict.STALE:  # newer data arrived while the page was in flight
+                    result.unchanged += 1
+                    continue
+            values = merged_values(customer, obj)
+            if customer is not None and is_unchanged(customer, obj, values):
+                result.unchanged += 1
+                continue
+            if customer is None:
+                result.created += 1
+            else:
+                result.updated += 1
+            row = Customer(
+                stripe_id=obj["id"],
+                stripe_data=obj,
+                deleted=False,
+                sync_status=status_after_pull(customer),
+                sync_error="",
+                synced_at=now,
+                remote_updated_at=newest(
+                    customer.remote_updated_at if customer else None, fetched.observed
+                ),
+                **values,
+            )
+            by_columns.setdefault(tuple(sorted(values)), []).append(row)
+        # Rows of one page nearly always carry the same attributes: one upsert per shape.
+        for columns, rows in by_columns.items():
+            Customer.objects.bulk_create(
+                rows,
+                update_conflicts=True,
+                unique_fields=["stripe_id"],
+                update_fields=[*columns, *_BOOKKEEPING],
+            )
+    return rereads
+
+
+def _reread_rows(
+    client: StripeClient, rereads: list[tuple[str, object]], result: PullResult
+) -> None:
+    """Retrieve rows one by one (``seen`` as in ``reread``) and count their outcome."""
+    for stripe_id, seen in rereads:
+        try:
+            outcome = reread(stripe_id, seen, client=client)
+        except InvalidRequestError as exc:
+            if exc.http_status != 404:
+                raise
+            result.requests += 1
+            result.errors.append(not_found(stripe_id))
+            continue
+        result.requests += outcome.requests
+        _count(result, outcome.outcome)
+
+
+def _count(result: PullResult, outcome: str) -> None:
+    if outcome == "deleted":
+        result.marked_deleted += 1
+    elif outcome in ("created", "updated"):
+        setattr(result, outcome, getattr(result, outcome) + 1)
+    else:  # unchanged, or stale: the row already had this or newer data
+        result.unchanged += 1
+
+
+class _UnseenWindow:
+    """Finds local rows a pass over ``[gte, lt)`` did not see, with memory bounded by a page.
+
+    Stripe lists newest first, so each page covers a range of ``created`` times. Local rows in
+    ``(oldest on this page, oldest on the previous page]`` that were not listed were not seen.
+    Rows created in the very second at a boundary may sit on either side of it: the ids listed
+    at that second are carried over (their number bounds the memory used).
+    """
+
+    def __init__(self, gte: datetime | None, lt: datetime | None) -> None:
+        self._gte, self._lt = gte, lt
+        self._upper: datetime | None = None
+        self._at_upper: set[str] = set()
+
+    def after_page(self, page: list[dict[str, Any]]) -> list[str]:
+        lower = _created(page[-1])
+        in_range = Q(created__gt=lower)
+        if self._upper is not None:
+            in_range &= Q(created__lte=self._upper)
+        elif self._lt is not None:
+            in_range &= Q(created__lt=self._lt)
+        unseen = self._local_ids(in_range, self._at_upper | {obj["id"] for obj in page})
+        at_lower = {obj["id"] for obj in page if _created(obj) == lower}
+        self._at_upper = (self._at_upper | at_lower) if lower == self._upper else at_lower
+        self._upper = lower
+        return unseen
+
+    def after_last_page(self) -> list[str]:
+        in_range = Q()
+        if self._gte is not None:
+            in_range &= Q(created__gte=self._gte)
+        if self._upper is not None:
+            in_range &= Q(created__lte=self._upper)
+        elif self._lt is not None:  # nothing listed: the whole range went unseen
+            in_range &= Q(created__lt=self._lt)
+        if self._gte is None and self._lt is None:
+            in_range |= Q(created__isnull=True)
+        return self._local_ids(in_range, self._at_upper)
+
+    @staticmethod
+    def _local_ids(in_range: Q, seen: Iterable[str]) -> list[str]:
+        rows = Customer.objects.filter(in_range, stripe_id__isnull=False, deleted=False)
+        ids = rows.exclude(stripe_id__in=list(seen)).values_list("stripe_id", flat=True)
+        return [stripe_id for stripe_id in ids if stripe_id]
+
+
+def _created(obj: dict[str, Any]) -> datetime:
+    return datetime.fromtimestamp(int(obj["created"]), tz=timezone.utc)
+
+
+def _check_unseen(client: StripeClient, stripe_ids: list[str], result: PullResult) -> None:
+    """Retrieve the rows the pass did not see: deleted upstream, or listed after it went by."""
+    _reread_rows(
+        client, [(stripe_id, NOT_A_REREAD) for stripe_id in dict.fromkeys(stripe_ids)], result
+    )
