@@ -118,3 +118,61 @@ def test_bookkeeping_set_on_a_stale_instance_is_not_written(stripe_settings):
     assert after.stripe_id == row.stripe_id
     assert after.stripe_data["id"] == row.stripe_id
     assert after.push_intent is None and after.pushed_version == after.local_version
+
+
+@pytest.mark.parametrize("mirror", ["untouched", "edited"])
+def test_the_created_webhook_racing_the_create_answer_leaves_one_row(
+    stripe_settings, settings, mirror
+):
+    """Stripe may deliver customer.created before the push has stored the create's answer."""
+    import threading
+
+    from django_stripe_customers.stripe.factory import clear_client_cache
+    from tests.faultproxy import HOLD_RESPONSE, FaultProxy
+    from tests.test_webhooks import SECRET, post
+
+    emulator = stripe_settings
+    with FaultProxy(upstream=emulator.url) as proxy:
+        settings.STRIPE_CUSTOMERS = {
+            **settings.STRIPE_CUSTOMERS,
+            "API_BASE": proxy.url,
+            "WEBHOOK_SECRETS": [SECRET],
+        }
+        clear_client_cache()
+        gate, reached = threading.Event(), threading.Event()
+        proxy.enqueue(HOLD_RESPONSE(gate, reached, method="POST", path="/v1/customers"))
+        errors = []
+
+        def create():
+            try:
+                Customer.objects.create(email="race@example.com", name="Racer")
+            except Exception as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=create)
+        thread.start()
+        try:
+            assert reached.wait(10)
+            (created,) = emulator.events
+            assert post(created).status_code == 200  # a mirror row for the new customer
+            if mirror == "edited":
+                row = Customer.objects.get(stripe_id=created["data"]["object"]["id"])
+                row.description = "edited on the mirror"
+                row.save()
+        finally:
+            gate.set()
+            thread.join(20)
+        clear_client_cache()
+
+    assert not errors, errors
+    assert len(emulator.customers) == 1, "never a second customer in Stripe"
+    stripe_id = created["data"]["object"]["id"]
+    if mirror == "untouched":
+        (row,) = Customer.objects.all()
+        assert row.stripe_id == stripe_id
+        assert (row.name, row.sync_status, row.sync_error) == ("Racer", "synced", "")
+        return
+    mine = Customer.objects.get(stripe_id=None)
+    assert mine.sync_status == "failed" and "merge them into one row" in mine.sync_error
+    assert mine.push_intent is not None, "kept: a retry replays the same create"
+    assert Customer.objects.get(stripe_id=stripe_id).description == "edited on the mirror"

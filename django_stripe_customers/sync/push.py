@@ -187,7 +187,12 @@ def push_customer(
         if exc.is_transient:
             raise
         return _fail(pk, _describe(exc))
-    return _apply_answer(pk, intent, obj)
+    try:
+        return _apply_answer(pk, intent, obj)
+    except MirrorConflict as exc:  # kept in flight: a retry replays the same create
+        Customer.objects.filter(pk=pk).update(sync_status=SyncStatus.FAILED, sync_error=str(exc))
+        logger.warning("Push of customer %s failed: %s", pk, exc)
+        return PushResult("failed", pk, error=str(exc))
 
 
 def _claim(pk: int, owner: str) -> dict[str, Any] | PushResult:
@@ -265,6 +270,8 @@ def _apply_answer(pk: int, intent: dict[str, Any], obj: dict[str, Any]) -> PushR
             return PushResult("taken_over", pk, still_pending=pending)
         still_pending = customer.local_version > intent["version"]
         verdict = _answer_verdict(customer, intent, obj, fetched)
+        if intent["method"] == "create" and _drop_mirror(pk, obj["id"]):
+            verdict = Verdict.REREAD  # the mirror may have held newer data: settle it
         written: dict[str, Any] = {}
         if verdict in (Verdict.APPLY, Verdict.REREAD):
             written = fields_from_stripe(obj)
@@ -293,6 +300,30 @@ def _apply_answer(pk: int, intent: dict[str, Any], obj: dict[str, Any]) -> PushR
     created = intent["method"] == "create"
     customer_pushed.send(sender=Customer, customer=customer, created=created)
     return PushResult("created" if created else "updated", pk, still_pending=still_pending)
+
+
+def _drop_mirror(pk: int, stripe_id: str) -> bool:
+    """Delete a row another path made for the customer this push just created (Stripe sent
+    ``customer.created`` before its answer was stored); True if there was one.
+
+    Such a row holds only what Stripe sent. One edited meanwhile is not thrown away: the push
+    then fails, naming both rows, for a person to decide.
+    """
+    mirror = Customer.objects.select_for_update().filter(stripe_id=stripe_id).exclude(pk=pk)
+    row = mirror.first()
+    if row is None:
+        return False
+    if row.local_version or row.user_id:
+        raise MirrorConflict(
+            f"Stripe created {stripe_id} for this row, but row {row.pk} (made from Stripe's "
+            f"event meanwhile) holds local edits: merge them into one row by hand."
+        )
+    row.delete()
+    return True
+
+
+class MirrorConflict(Exception):
+    """The customer a push created is already mirrored by a row with edits of its own."""
 
 
 def _answer_verdict(
