@@ -58,6 +58,11 @@ def _check_types() -> list[Any]:
     retries = conf.get_setting("MAX_RETRIES")
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         errors.append(_type_error("MAX_RETRIES", "an integer >= 0", retries))
+    lease = conf.get_setting("PUSH_LEASE")
+    if lease is not None and (
+        isinstance(lease, bool) or not isinstance(lease, int | float) or lease < 0
+    ):
+        errors.append(_type_error("PUSH_LEASE", "None or a number of seconds >= 0", lease))
     secrets = conf.get_setting("WEBHOOK_SECRETS")
     if isinstance(secrets, str) or not all(isinstance(s, str) for s in secrets):
         errors.append(_type_error("WEBHOOK_SECRETS", "a list of strings", secrets))

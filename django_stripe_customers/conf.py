@@ -49,6 +49,10 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "PUSH_ON_SAVE": True,
     # The pending sweep (push_pending_task) re-enqueues rows pending for longer than this (s).
     "PUSH_SWEEP_AFTER": 60,
+    # Seconds a push owns its request in flight before another may resend it (same key, so
+    # safe); None: the client's worst case (TIMEOUT x tries + backoff) plus 10 s. A push whose
+    # worker died on this host is taken over at once.
+    "PUSH_LEASE": None,
     # DRF permission classes guarding the customers API.
     "API_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
 }

@@ -404,3 +404,87 @@ def test_one_failing_row_does_not_stop_the_sweep(proxied_settings, settings):
     second.refresh_from_db()
     assert first.sync_status == SyncStatus.PENDING and first.push_intent is not None
     assert second.sync_status == SyncStatus.SYNCED
+
+
+# -- a push whose worker died ------------------------------------------------------------------
+
+
+def _claimed_by(customer_pk, **process):
+    """Record an in-flight request for the row as another push (``process``) would."""
+    push._claim(customer_pk, "task-dead")
+    row = Customer.objects.get(pk=customer_pk)
+    Customer.objects.filter(pk=customer_pk).update(push_intent={**row.push_intent, **process})
+
+
+def _dead_pid():
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_push_whose_worker_died_on_this_host_is_taken_over_at_once(stripe_settings, settings):
+    settings.STRIPE_CUSTOMERS = {**settings.STRIPE_CUSTOMERS, "PUSH_ON_SAVE": False}
+    customer = Customer.objects.create(email="orphan@example.com")
+    _claimed_by(customer.pk, pid=_dead_pid())
+
+    result = push_customer(customer.pk, owner="task-sweep")
+
+    assert result.outcome == "created"
+    assert len(stripe_settings.customers) == 1
+
+
+def test_a_push_held_by_a_live_process_waits_for_the_lease(stripe_settings, settings):
+    import os
+
+    settings.STRIPE_CUSTOMERS = {**settings.STRIPE_CUSTOMERS, "PUSH_ON_SAVE": False}
+    customer = Customer.objects.create(email="held@example.com")
+    _claimed_by(customer.pk, pid=os.getpid())
+
+    assert push_customer(customer.pk, owner="task-other").outcome == "in_flight"
+    assert stripe_settings.count("POST") == 0
+
+    settings.STRIPE_CUSTOMERS = {**settings.STRIPE_CUSTOMERS, "PUSH_LEASE": 0}
+    assert push_customer(customer.pk, owner="task-other").outcome == "created"
+
+
+def test_a_push_held_on_another_host_waits_for_the_lease(stripe_settings, settings):
+    settings.STRIPE_CUSTOMERS = {**settings.STRIPE_CUSTOMERS, "PUSH_ON_SAVE": False}
+    customer = Customer.objects.create(email="remote@example.com")
+    _claimed_by(customer.pk, host="another-host", pid=_dead_pid())
+
+    assert push_customer(customer.pk, owner="task-other").outcome == "in_flight"
+
+
+def test_the_default_lease_is_the_clients_worst_case(settings):
+    from datetime import timedelta
+
+    settings.STRIPE_CUSTOMERS = {**settings.STRIPE_CUSTOMERS, "TIMEOUT": 10, "MAX_RETRIES": 2}
+    assert push.intent_lease() == timedelta(seconds=10 * 3 + 5 * 2 + 10)
+    settings.STRIPE_CUSTOMERS = {**settings.STRIPE_CUSTOMERS, "PUSH_LEASE": 7.5}
+    assert push.intent_lease() == timedelta(seconds=7.5)
+
+
+def test_a_taken_over_push_does_not_apply_its_answer_twice(stripe_settings, settings):
+    settings.STRIPE_CUSTOMERS = {**settings.STRIPE_CUSTOMERS, "PUSH_ON_SAVE": False}
+    pushed = []
+
+    def record(customer, **kwargs):
+        pushed.append(customer.pk)
+
+    customer = Customer.objects.create(email="twice@example.com")
+    first = push._claim(customer.pk, "task-first")
+    answer = push._send(get_client(), first)
+    _claimed_by(customer.pk, pid=_dead_pid())  # taken over, as after a lease expired
+    customer_pushed.connect(record)
+    try:
+        assert push_customer(customer.pk, owner="task-second").outcome == "created"
+        late = push._apply_answer(customer.pk, first, answer)
+    finally:
+        customer_pushed.disconnect(record)
+
+    assert late.outcome == "taken_over"
+    assert pushed.count(customer.pk) == 1
+    assert len(stripe_settings.customers) == 1

@@ -175,6 +175,9 @@ class _BearerAuth(requests.auth.AuthBase):
 class StripeClient:
     """A thread-safe Stripe API client (one pooled session per thread)."""
 
+    #: The default cap of the delay between two tries, in seconds.
+    MAX_RETRY_DELAY = 5.0
+
     def __init__(
         self,
         api_key: str,
@@ -185,7 +188,7 @@ class StripeClient:
         max_retries: int = 2,
         stripe_account: str | None = None,
         initial_retry_delay: float = 0.5,
-        max_retry_delay: float = 5.0,
+        max_retry_delay: float = MAX_RETRY_DELAY,
         max_retry_after: float = 60.0,
     ) -> None:
         _check_config(api_key, api_base, api_version, timeout, max_retries, stripe_account)

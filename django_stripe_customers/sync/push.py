@@ -12,6 +12,8 @@ its first answer instead of creating or applying twice.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,9 +42,8 @@ STRIPE_MANAGED: Final = NOT_VALIDATED
 #: Mirrored attributes a local edit can change upstream: exactly those ``validation`` checks.
 PUSHABLE_FIELDS: Final[tuple[str, ...]] = VALIDATED_FIELDS
 
-#: How long a push owns its in-flight request before another may take it over (its worker is
-#: presumed dead): longer than the client's worst case (timeouts times tries, plus backoff).
-INTENT_LEASE: Final = timedelta(minutes=5)
+#: Added to the client's worst case to make the default lease (setting ``PUSH_LEASE``).
+LEASE_MARGIN: Final = timedelta(seconds=10)
 
 
 @dataclass(frozen=True)
@@ -202,10 +203,10 @@ def _claim(pk: int, owner: str) -> dict[str, Any] | PushResult:
         customer = Customer.objects.select_for_update().get(pk=pk)
         intent = customer.push_intent
         if intent is not None:
-            leased = now - _parse(intent["claimed_at"]) < INTENT_LEASE
-            if intent["owner"] != owner and leased:
+            leased = now - _parse(intent["claimed_at"]) < intent_lease()
+            if intent["owner"] != owner and leased and not owner_is_gone(intent):
                 return PushResult("in_flight", pk, still_pending=True)
-            intent = {**intent, "owner": owner, "claimed_at": now.isoformat()}
+            intent = {**intent, "owner": owner, "claimed_at": now.isoformat(), **_this_process()}
         else:
             if customer.deleted:
                 return PushResult("skipped", pk, error="deleted in Stripe")
@@ -235,12 +236,47 @@ def _claim(pk: int, owner: str) -> dict[str, Any] | PushResult:
                 "key": f"django-stripe-customers-{pk}-v{version}-{uuid.uuid4().hex[:12]}",
                 "owner": owner,
                 "claimed_at": now.isoformat(),
+                **_this_process(),
                 # the row's last remote write before the request: none since means the answer
                 # is the newest view of the customer
                 "synced_at": customer.synced_at.isoformat() if customer.synced_at else None,
             }
         Customer.objects.filter(pk=pk).update(push_intent=intent)
     return intent
+
+
+def intent_lease() -> timedelta:
+    """How long a push owns its in-flight request before another push may take it over: the
+    setting ``PUSH_LEASE`` (seconds), by default the client's worst case for one request (each
+    try timing out, with the backoff between tries) plus a margin.
+
+    Taking a request over too early is safe (it is resent with the same Idempotency-Key, and
+    only the push still holding it applies the answer); the lease only spares that second call.
+    """
+    configured = get_setting("PUSH_LEASE")
+    if configured is not None:
+        return timedelta(seconds=float(configured))
+    tries = int(get_setting("MAX_RETRIES")) + 1
+    worst = float(get_setting("TIMEOUT")) * tries + StripeClient.MAX_RETRY_DELAY * (tries - 1)
+    return timedelta(seconds=worst) + LEASE_MARGIN
+
+
+def owner_is_gone(intent: dict[str, Any]) -> bool:
+    """Whether the process that holds ``intent`` is known to be dead: it ran on this host and
+    its process id is no longer running (a worker killed mid-request)."""
+    if intent.get("host") != socket.gethostname() or not isinstance(intent.get("pid"), int):
+        return False
+    try:
+        os.kill(intent["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, run by another user
+        return False
+    return False
+
+
+def _this_process() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
 def _send(client: StripeClient, intent: dict[str, Any]) -> dict[str, Any]:
