@@ -108,6 +108,19 @@ def has_api_key() -> bool:
     return True
 
 
+def key_is_live() -> bool | None:
+    """Whether the API key is a live-mode key (``sk_live_``, ``rk_live_``); None without a key
+    or with one whose mode its prefix does not tell."""
+    if not has_api_key():
+        return None
+    key = str(get_setting("API_KEY"))
+    if key.startswith(("sk_live_", "rk_live_")):
+        return True
+    if key.startswith(("sk_test_", "rk_test_")):
+        return False
+    return None
+
+
 def _from_env(name: str, raw: str) -> Any:
     if name == "WEBHOOK_SECRETS":
         return [secret.strip() for secret in raw.split(",") if secret.strip()]

@@ -305,6 +305,7 @@ class WebhookEvent(models.Model):
         STALE = "stale", _("stale (older than the row's data)")
         IGNORED = "ignored", _("ignored (type not handled)")
         FAILED = "failed", _("failed")
+        REFUSED = "refused", _("refused (livemode differs from the API key's mode)")
 
     class Source(models.TextChoices):
         WEBHOOK = "webhook", _("webhook")

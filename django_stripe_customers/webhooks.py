@@ -3,7 +3,8 @@
 Processing happens in ``process_webhook_event_task``, enqueued when the event's row commits
 (``process_pending_events_task`` re-enqueues stored events whose message was lost).
 Refusals: a bad or missing signature (400, nothing stored), a body that is not a JSON event
-(400), a body over ``WEBHOOK_MAX_BODY`` (413). A duplicate event answers 200 and is not
+(400), a body over ``WEBHOOK_MAX_BODY`` (413), an event whose ``livemode`` differs from the API
+key's mode (400, stored as ``refused``, never applied). A duplicate event answers 200 and is not
 processed again; an event type we do not handle is stored as ``ignored``.
 """
 
@@ -31,15 +32,32 @@ def _refuse(status: int, reason: str) -> JsonResponse:
     return JsonResponse({"error": reason}, status=status)
 
 
+def _read_body(request: HttpRequest, limit: int) -> bytes | None:
+    """The raw body, or None when it is over ``limit`` bytes (read no further than that).
+
+    A chunked body (``Transfer-Encoding: chunked``) has no ``Content-Length``, and Django's
+    WSGI request then reads nothing: the server's own stream is read instead when the server
+    says it ends with the body (``wsgi.input_terminated``, as gunicorn does). Under ASGI the
+    server hands Django the whole body.
+    """
+    declared = request.META.get("CONTENT_LENGTH") or ""
+    if declared:
+        if not declared.isdigit() or int(declared) > limit:
+            return None
+        body = request.body
+    elif request.META.get("wsgi.input_terminated") and "wsgi.input" in request.META:
+        body = request.META["wsgi.input"].read(limit + 1)
+    else:
+        body = request.body
+    return None if len(body) > limit else body
+
+
 @csrf_exempt
 @require_POST
 def stripe_webhook(request: HttpRequest) -> HttpResponse:
     limit = int(conf.get_setting("WEBHOOK_MAX_BODY"))
-    declared = request.META.get("CONTENT_LENGTH") or "0"
-    if not declared.isdigit() or int(declared) > limit:
-        return _refuse(413, f"body larger than {limit} bytes")
-    payload = request.body
-    if len(payload) > limit:
+    payload = _read_body(request, limit)
+    if payload is None:
         return _refuse(413, f"body larger than {limit} bytes")
     try:
         verify_signature(
@@ -57,6 +75,10 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         event, created = store_event(event_payload)
     except ValueError as exc:
         return _refuse(400, f"not a Stripe event: {exc}")
+    if event.status == WebhookEvent.Status.REFUSED:  # recorded, never applied
+        if not created:
+            event.refresh_from_db(fields=["error"])
+        return _refuse(400, event.error)
     if created and event.status == WebhookEvent.Status.RECEIVED:
         pk = event.pk
         transaction.on_commit(lambda: enqueue_event(pk))

@@ -262,3 +262,30 @@ def test_signatures_made_by_localstripe_verify(webhook_settings, localstripe_web
     stored = WebhookEvent.objects.get(type="customer.created")
     assert stored.status == WebhookEvent.Status.PROCESSED
     assert stored.customer_stripe_id == created.json()["id"]
+
+
+@pytest.mark.parametrize(
+    ("api_key", "livemode"), [("sk_test_local", True), ("sk_live_local", False)]
+)
+def test_an_event_of_the_other_mode_is_refused_and_recorded(
+    webhook_settings, settings, api_key, livemode
+):
+    settings.STRIPE_CUSTOMERS = {**settings.STRIPE_CUSTOMERS, "API_KEY": api_key}
+    payload = {**event("customer.created"), "livemode": livemode}
+
+    response = post(payload)
+
+    assert response.status_code == 400
+    assert "livemode" in response.json()["error"]
+    stored = WebhookEvent.objects.get()
+    assert stored.status == WebhookEvent.Status.REFUSED and stored.livemode is livemode
+    assert "livemode" in stored.error
+    assert not Customer.objects.exists()
+    again = post(payload)
+    assert again.status_code == 400 and WebhookEvent.objects.count() == 1
+
+
+def test_an_event_of_the_keys_mode_is_applied(webhook_settings, settings):
+    settings.STRIPE_CUSTOMERS = {**settings.STRIPE_CUSTOMERS, "API_KEY": "sk_live_local"}
+    assert post({**event("customer.created"), "livemode": True}).status_code == 200
+    assert Customer.objects.get().email == "hook@example.com"

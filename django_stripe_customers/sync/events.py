@@ -17,7 +17,7 @@ from typing import Any, Final
 from django.db import IntegrityError, transaction
 from django.utils import timezone as django_timezone
 
-from ..conf import get_setting
+from ..conf import get_setting, key_is_live
 from ..models import WebhookEvent
 from ..stripe import StripeClient
 from ..stripe.factory import get_client
@@ -50,6 +50,10 @@ def store_event(payload: dict[str, Any], source: str = "webhook") -> tuple[Webho
         return existing, False
     obj = (payload.get("data") or {}).get("object") or {}
     handled = event_type in CUSTOMER_EVENTS
+    status, error = (Status.RECEIVED if handled else Status.IGNORED), ""
+    live, key_live = bool(payload.get("livemode")), key_is_live()
+    if key_live is not None and live != key_live:
+        status, error = Status.REFUSED, _mode_mismatch(live)
     try:
         with transaction.atomic():
             event = WebhookEvent.objects.create(
@@ -61,11 +65,20 @@ def store_event(payload: dict[str, Any], source: str = "webhook") -> tuple[Webho
                 customer_stripe_id=str(obj.get("id") or "") if handled else "",
                 payload=payload,
                 source=source,
-                status=Status.RECEIVED if handled else Status.IGNORED,
+                status=status,
+                error=error,
             )
     except IntegrityError:  # the same event delivered twice at once: the other one stored it
         return WebhookEvent.objects.get(event_id=event_id), False
     return event, True
+
+
+def _mode_mismatch(live: bool) -> str:
+    event_mode, key_mode = ("live", "test") if live else ("test", "live")
+    return (
+        f"livemode is {str(live).lower()}: a {event_mode}-mode event, but the API key is a "
+        f"{key_mode}-mode key. Not applied: check which endpoint secret this webhook uses."
+    )
 
 
 def process_event(event_pk: int, *, client: StripeClient | None = None) -> str:
@@ -88,7 +101,7 @@ def process_event(event_pk: int, *, client: StripeClient | None = None) -> str:
 
 
 #: Statuses an event keeps (it is never applied again).
-FINAL: Final = (Status.PROCESSED, Status.STALE, Status.IGNORED)
+FINAL: Final = (Status.PROCESSED, Status.STALE, Status.IGNORED, Status.REFUSED)
 
 
 def _process(event: WebhookEvent, client: StripeClient | None) -> str:
