@@ -15,7 +15,13 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from . import schema
-from .saved_fields import changed_fields, remember, tracked_fields
+from .saved_fields import (
+    LOADED_ATTRIBUTE,
+    changed_fields,
+    note_assignment,
+    remember,
+    tracked_fields,
+)
 from .validation import VALIDATED_FIELDS, validate_customer_fields
 
 #: Length of columns holding Stripe ids and strings Stripe publishes no limit for.
@@ -169,6 +175,11 @@ class Customer(models.Model):
         verbose_name_plural = _("customers")
         ordering = ("-created", "-id")
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in USER_ATTNAMES and LOADED_ATTRIBUTE in self.__dict__:
+            note_assignment(self, name)  # after loading only: __init__ sets every field
+        object.__setattr__(self, name, value)
+
     def __str__(self) -> str:
         label = self.email or self.name or (f"customer #{self.pk}" if self.pk else "new customer")
         return f"{label} ({self.stripe_id})" if self.stripe_id else label
@@ -253,6 +264,7 @@ class Customer(models.Model):
 
 #: The columns a ``save()`` of an existing row may write: all but ``SYNC_COLUMNS``.
 USER_FIELDS: list[models.Field[Any, Any]] = tracked_fields(Customer, SYNC_COLUMNS)
+USER_ATTNAMES: frozenset[str] = frozenset(field.attname for field in USER_FIELDS)
 
 
 class PullRun(models.Model):

@@ -1,9 +1,10 @@
-"""Which columns ``save()`` of a loaded instance writes: those changed since it was loaded.
+"""Which columns ``save()`` of a loaded instance writes: those its caller changed.
 
 Code keeps model instances across a push (a view, a form, a loop); the push writes the Stripe
 id, the snapshot and what Stripe filled in to the database, not to those instances. Saving one
-afterwards must be an ordinary edit: it writes the values its caller changed and leaves every
-other column as the database has it.
+afterwards must be an ordinary edit: it writes the fields its caller assigned (even to the
+value they had) or edited in place since the instance was loaded or last saved, and leaves
+every other column as the database has it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,18 @@ from django.db import models
 
 #: Instance attribute holding ``{attname: value as loaded or last saved}``.
 LOADED_ATTRIBUTE = "_saved_fields_loaded"
+#: Instance attribute holding the attnames assigned since (even to the value they had).
+ASSIGNED_ATTRIBUTE = "_saved_fields_assigned"
+
+
+def note_assignment(instance: models.Model, attname: str) -> None:
+    """Record that ``attname`` was assigned after the instance was loaded (``__setattr__``).
+
+    The set is replaced, never changed in place, so a ``copy.copy`` of the instance keeps its
+    own."""
+    state = instance.__dict__
+    if LOADED_ATTRIBUTE in state:
+        state[ASSIGNED_ATTRIBUTE] = state.get(ASSIGNED_ATTRIBUTE, frozenset()) | {attname}
 
 
 def json_copy(value: Any) -> Any:
@@ -43,10 +56,15 @@ def remember(
     """Record the current values of ``fields`` (not deferred) as the instance's loaded state."""
     deferred = instance.get_deferred_fields()
     current: dict[str, Any] = {} if replace else dict(loaded_state(instance) or {})
+    remembered = set()
     for field in fields:
         if field.attname not in deferred:
             current[field.attname] = json_copy(getattr(instance, field.attname))
-    setattr(instance, LOADED_ATTRIBUTE, current)
+            remembered.add(field.attname)
+    state = instance.__dict__
+    state[LOADED_ATTRIBUTE] = current
+    assigned = state.get(ASSIGNED_ATTRIBUTE, frozenset())
+    state[ASSIGNED_ATTRIBUTE] = frozenset() if replace else assigned - remembered
 
 
 def loaded_state(instance: models.Model) -> dict[str, Any] | None:
@@ -58,16 +76,19 @@ def loaded_state(instance: models.Model) -> dict[str, Any] | None:
 def changed_fields(
     instance: models.Model, fields: Iterable[models.Field[Any, Any]]
 ) -> list[str] | None:
-    """Names of ``fields`` whose value differs from the loaded state; ``None`` when the
-    instance has no loaded state (then every field is to be written)."""
+    """Names of ``fields`` assigned since the instance was loaded, or whose value differs
+    from the loaded state (a JSON value edited in place); ``None`` when the instance has no
+    loaded state (then every field is to be written)."""
     state = loaded_state(instance)
     if state is None:
         return None
     deferred = instance.get_deferred_fields()
+    assigned = instance.__dict__.get(ASSIGNED_ATTRIBUTE, frozenset())
     return [
         field.name
         for field in fields
-        if (field.attname in state and getattr(instance, field.attname) != state[field.attname])
+        if field.attname in assigned
+        or (field.attname in state and getattr(instance, field.attname) != state[field.attname])
         # loaded deferred, then assigned: the caller's value
         or (field.attname not in state and field.attname not in deferred)
     ]

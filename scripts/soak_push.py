@@ -16,9 +16,16 @@ What it does, all in this process and on loopback:
    set/clear, preferred_locales, tax_exempt, balance, invoice_prefix, invoice_settings[footer],
    a field set back to its last synced value (every value checked with
    ``validate_customer_fields`` first), through ``save()``, ``save(update_fields=...)``,
-   ``QuerySet.update()`` + ``mark_pending()`` and bursts of saves in one transaction; some
+   ``QuerySet.update()`` + ``mark_pending()``, bursts of saves in one transaction, and saves of
+   a *stale instance* (the one ``create()`` returned, or one loaded many edits ago: it never
+   saw its push's ``stripe_id`` nor later edits, and must still edit the same customer); some
    edits create new customers, some run inside a transaction that is rolled back (they must
    never reach Stripe);
+   meanwhile the emulator's clock is frozen and moved one second every ``--second-every``
+   edits, so the events of many pushes share a second, and with probability
+   ``--webhook-rate`` after an edit the events not yet delivered are delivered (stored and
+   applied as the webhook endpoint does) in a random order, some held back for later: the
+   same-second, out-of-order deliveries that whole-second times cannot order;
 3. before each committed edit, with probability ``--fault-rate``, queues a random fault for
    the next POST: connection reset, refused, response dropped after Stripe committed, 500, 503,
    429 with a small Retry-After, 409 lock_timeout, or a stall past the client's timeout. Most
@@ -27,14 +34,15 @@ What it does, all in this process and on loopback:
    every try of every Celery retry (the row is left with its request in flight);
 4. sweeps (``push_pending_task(older_than=0)``) until nothing is pending (bounded rounds),
    after dropping faults still queued (the outage is over). A request left recorded by a push
-   whose retries ran out is taken over by the sweep as it is in production once
-   ``INTENT_LEASE`` has passed (the lease is shortened to 0 for the sweep: the eager task that
-   owned it has ended);
+   whose retries ran out is taken over by the sweep as it is in production once its lease has
+   passed (``PUSH_LEASE`` is set to 0 for the sweep: the eager task that owned it has ended);
+   then every event not yet delivered is delivered, shuffled;
 5. checks, field by field over ``PUSHABLE_FIELDS``: what the script committed == the DB row ==
    the emulator's stored customer (mapped through ``fields_from_stripe``); every row synced;
    exactly once: one Stripe customer per committed create, one ``customer.created`` event per
    create, at most one event per Idempotency-Key; no rolled-back value anywhere in the
-   requests Stripe received, its stored objects or the DB.
+   requests Stripe received, its stored objects or the DB; every delivered event processed or
+   stale, none failed, no row deleted.
 
 Prints edits, creates, rolled-back edits, faults injected by kind, HTTP retries (requests whose
 Idempotency-Key was already seen by the proxy), mismatches and duplicates (both must be 0) and
@@ -55,7 +63,6 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +102,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=0.5, help="client TIMEOUT, seconds")
     parser.add_argument("--max-retries", type=int, default=2, help="client MAX_RETRIES")
     parser.add_argument("--sweep-rounds", type=int, default=10)
+    parser.add_argument(
+        "--webhook-rate",
+        type=float,
+        default=0.15,
+        help="chance, after each edit, of delivering the events not yet delivered (shuffled)",
+    )
+    parser.add_argument(
+        "--second-every",
+        type=int,
+        default=25,
+        help="edits per second of the emulator's frozen clock (events of one second collide)",
+    )
     parser.add_argument(
         "--clear-locales",
         action="store_true",
@@ -361,6 +380,10 @@ class Soak:
         self.fault_events: Counter[str] = Counter()
         self.rolled_back: list[str] = []
         self.trace: list[str] = []
+        #: pk -> an instance loaded (or created) earlier, saved again later as it is
+        self.kept: dict[int, Any] = {}
+        self.delivered: set[str] = set()
+        self.event_statuses: Counter[str] = Counter()
 
     # faults -------------------------------------------------------------------------------
 
@@ -413,6 +436,7 @@ class Soak:
         check_valid(fields)
         self.maybe_fault()
         customer = Customer.objects.create(**fields)
+        self.kept[customer.pk] = customer  # the README's pattern: edited and saved later
         self.counts["creates"] += 1
         self.counts["setup creates" if setup else "creates during edits"] += 1
         self.expected[customer.pk] = {name: normalise(name, v) for name, v in fields.items()}
@@ -425,8 +449,10 @@ class Soak:
 
         pk = self.rng.choice(sorted(self.expected))
         shape = self.rng.choices(
-            ["save", "update_fields", "queryset", "burst"], weights=[75, 10, 7, 8]
+            ["save", "update_fields", "queryset", "burst", "stale"], weights=[65, 10, 7, 8, 10]
         )[0]
+        if shape == "stale" and pk not in self.kept:
+            shape = "save"
         self.maybe_fault()
         self.counts[f"edit via {shape}"] += 1
         if shape == "burst":  # several saves of one row in one transaction: one push after
@@ -439,11 +465,13 @@ class Soak:
                     self._expect(pk, changes)  # committed below (nothing raises in between)
             self.counts["edits"] += 1
             return
-        customer = Customer.objects.get(pk=pk)
+        customer = self.kept[pk] if shape == "stale" else Customer.objects.get(pk=pk)
         changes = self._apply(customer)
         self.trace.append(f"edit #{pk} {shape} {sorted(changes)}")
-        if shape == "save":
+        if shape in ("save", "stale"):
             customer.save()
+            if shape == "save" and self.rng.random() < 0.2:
+                self.kept[pk] = customer  # kept for a stale save many edits later
         elif shape == "update_fields":
             customer.save(update_fields=list(changes))
         else:
@@ -492,9 +520,12 @@ class Soak:
             pass
 
     def run(self) -> None:
+        self.emulator.clock.set(int(time.time()))
         for _ in range(self.args.customers):
             self.create(setup=True)
-        for _ in range(self.args.edits):
+        for number in range(self.args.edits):
+            if number % max(1, self.args.second_every) == 0:
+                self.emulator.clock.advance(1)
             roll = self.rng.random()
             if roll < 0.03:
                 self.create()
@@ -502,6 +533,32 @@ class Soak:
                 self.rolled_back_edit()
             else:
                 self.edit()
+            if self.rng.random() < self.args.webhook_rate:
+                self.deliver_events(hold_back=0.3)
+
+    # webhooks -----------------------------------------------------------------------------
+
+    def deliver_events(self, hold_back: float = 0.0) -> None:
+        """Deliver the events not yet delivered, shuffled, holding back a share for later, as
+        the webhook endpoint would store and apply them."""
+        from django_stripe_customers.sync.events import process_event, store_event
+
+        waiting = [e for e in self.emulator.events if e["id"] not in self.delivered]
+        self.rng.shuffle(waiting)
+        for payload in waiting:
+            if self.rng.random() < hold_back:
+                continue
+            self.delivered.add(payload["id"])
+            self.counts["webhooks delivered"] += 1
+            event, created = store_event(payload)
+            if not created:
+                continue
+            try:
+                status = process_event(event.pk)
+            except Exception as exc:  # reported by check()
+                status = f"failed: {type(exc).__name__}: {exc}"
+            self.event_statuses[status] += 1
+            self.trace.append(f"  webhook {payload['type']} {payload['created']} -> {status}")
 
     # the sweep ----------------------------------------------------------------------------
 
@@ -509,7 +566,6 @@ class Soak:
         from django.db.models import Q
 
         from django_stripe_customers.models import Customer, SyncStatus
-        from django_stripe_customers.sync import push
         from django_stripe_customers.tasks import push_pending_task
 
         unfinished = Q(sync_status=SyncStatus.PENDING) | Q(push_intent__isnull=False)
@@ -521,8 +577,11 @@ class Soak:
         with self.proxy._lock:
             self.counts["faults dropped at the end of the edits"] = len(self.proxy._faults)
             self.proxy._faults.clear()
-        saved_lease = push.INTENT_LEASE
-        push.INTENT_LEASE = timedelta(0)  # the eager tasks that owned them have ended
+        from django.conf import settings
+
+        saved = settings.STRIPE_CUSTOMERS
+        # the eager tasks that owned them have ended: take their requests over at once
+        settings.STRIPE_CUSTOMERS = {**saved, "PUSH_LEASE": 0}
         try:
             for _ in range(self.args.sweep_rounds):
                 if not Customer.objects.filter(unfinished).exists():
@@ -534,7 +593,8 @@ class Soak:
                     self.counts["sweep rounds interrupted"] += 1
                     self.trace.append(f"sweep: {type(exc).__name__}: {exc}")
         finally:
-            push.INTENT_LEASE = saved_lease
+            settings.STRIPE_CUSTOMERS = saved
+        self.deliver_events()
 
     # the checks ---------------------------------------------------------------------------
 
@@ -598,6 +658,14 @@ class Soak:
             problems["duplicates"].append(
                 f"{created_events} customer.created events for {self.counts['creates']} creates"
             )
+
+        # webhooks: every delivered event applied or found stale; nothing deleted
+        for status, count in self.event_statuses.items():
+            if status not in ("processed", "stale"):
+                problems["events not applied"].append(f"{count} x {status}")
+        deleted = [row.pk for row in rows if row.deleted]
+        if deleted:
+            problems["mismatches"].append(f"rows flagged deleted: {deleted}")
 
         # rolled back: no trace in any request Stripe received, in Stripe, or in the DB
         seen_by_stripe = json.dumps([r.params for r in self.emulator.requests], default=str)
@@ -681,7 +749,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"committed edits:        {counts['edits']}: save {counts['edit via save']}, "
               f"save(update_fields) {counts['edit via update_fields']}, "
               f"QuerySet.update+mark_pending {counts['edit via queryset']}, "
-              f"bursts of 2-4 saves in one transaction {counts['edit via burst']} "
+              f"bursts of 2-4 saves in one transaction {counts['edit via burst']}, "
+              f"stale instance {counts['edit via stale']} "
               f"({counts['saves']} saves in all)")  # fmt: skip
         print(
             f"creates:                {counts['creates']} "
@@ -709,6 +778,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{counts['requests left in flight after the edits']} with a request in flight; "
               f"{counts['sweep rounds']} sweep rounds re-enqueued "
               f"{counts['rows re-enqueued by sweeps']} rows")  # fmt: skip
+        statuses = ", ".join(f"{k} {v}" for k, v in sorted(soak.event_statuses.items()))
+        print(f"webhooks:               {counts['webhooks delivered']} events delivered "
+              f"shuffled, {args.second_every} edits per second of Stripe's clock: {statuses}; "
+              f"{emulator.count('GET')} retrieves")  # fmt: skip
         print(f"Stripe customers:       {len(emulator.customers)}; local rows "
               f"{len(soak.expected)}")  # fmt: skip
         failing = 0
@@ -720,6 +793,7 @@ def main(argv: list[str] | None = None) -> int:
             "unexpected rows",
             "rolled-back edits seen by Stripe",
             "rolled-back edits in the DB",
+            "events not applied",
         ):
             found = problems.get(label, [])
             failing += len(found)

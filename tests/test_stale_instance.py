@@ -176,3 +176,32 @@ def test_the_created_webhook_racing_the_create_answer_leaves_one_row(
     assert mine.sync_status == "failed" and "merge them into one row" in mine.sync_error
     assert mine.push_intent is not None, "kept: a retry replays the same create"
     assert Customer.objects.get(stripe_id=stripe_id).description == "edited on the mirror"
+
+
+def test_assigning_a_field_its_loaded_value_still_writes_it(stripe_settings):
+    """The caller asked for that value; the database may hold another by now."""
+    emulator = stripe_settings
+    Customer.objects.create(email="same@example.com", balance=0)
+    kept = Customer.objects.get()
+    Customer.objects.filter(pk=kept.pk).update(balance=-500)  # changed since it was loaded
+
+    kept.balance = 0
+    kept.save()
+
+    row = Customer.objects.get()
+    assert row.balance == 0 == emulator.customers[row.stripe_id]["balance"]
+
+
+def test_a_copy_of_an_instance_keeps_its_own_assignments(stripe_settings, settings):
+    import copy
+
+    settings.STRIPE_CUSTOMERS = {**settings.STRIPE_CUSTOMERS, "PUSH_ON_SAVE": False}
+    Customer.objects.create(email="copy@example.com", name="Same")
+    original = Customer.objects.get()
+    candidate = copy.copy(original)
+    candidate.name = "Only on the copy"
+    Customer.objects.filter(pk=original.pk).update(name="Changed since")
+
+    original.save()
+
+    assert Customer.objects.get().name == "Changed since", "the copy's assignment is its own"
