@@ -5,19 +5,51 @@ id, the snapshot and what Stripe filled in to the database, not to those instanc
 afterwards must be an ordinary edit: it writes the fields its caller assigned (even to the
 value they had) or edited in place since the instance was loaded or last saved, and leaves
 every other column as the database has it.
+
+Loading must stay cheap (a pull loads thousands of rows): scalars are kept by reference (they
+are immutable), JSON values as ``marshal`` bytes (a C copy, so in-place edits are seen).
 """
 
 from __future__ import annotations
 
+import marshal
 from collections.abc import Collection, Iterable
 from typing import Any
 
 from django.db import models
 
-#: Instance attribute holding ``{attname: value as loaded or last saved}``.
+#: Instance attribute holding ``{attname: value as loaded or last saved}`` (JSON values as
+#: ``_Frozen`` bytes).
 LOADED_ATTRIBUTE = "_saved_fields_loaded"
 #: Instance attribute holding the attnames assigned since (even to the value they had).
 ASSIGNED_ATTRIBUTE = "_saved_fields_assigned"
+
+_JSON_CONTAINERS = (dict, list)
+
+
+class _Frozen(bytes):
+    """A JSON value as ``marshal`` bytes."""
+
+
+def _freeze(value: Any) -> Any:
+    if type(value) in _JSON_CONTAINERS:
+        try:
+            return _Frozen(marshal.dumps(value))
+        except ValueError:  # not plain JSON (set in code): compared as it is
+            return value
+    return value
+
+
+def _differs(current: Any, kept: Any) -> bool:
+    if type(kept) is _Frozen:
+        try:
+            if marshal.dumps(current) == kept:
+                return False
+        except ValueError:
+            return True
+        # bytes this module made from loaded JSON: the same data, maybe in another order
+        return bool(marshal.loads(kept) != current)  # noqa: S302
+    return bool(current != kept)
 
 
 def note_assignment(instance: models.Model, attname: str) -> None:
@@ -28,15 +60,6 @@ def note_assignment(instance: models.Model, attname: str) -> None:
     state = instance.__dict__
     if LOADED_ATTRIBUTE in state:
         state[ASSIGNED_ATTRIBUTE] = state.get(ASSIGNED_ATTRIBUTE, frozenset()) | {attname}
-
-
-def json_copy(value: Any) -> Any:
-    """A copy of a JSON value deep enough that editing the original in place leaves it alone."""
-    if isinstance(value, dict):
-        return {key: json_copy(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [json_copy(item) for item in value]
-    return value
 
 
 def tracked_fields(
@@ -53,18 +76,18 @@ def tracked_fields(
 def remember(
     instance: models.Model, fields: Iterable[models.Field[Any, Any]], *, replace: bool = False
 ) -> None:
-    """Record the current values of ``fields`` (not deferred) as the instance's loaded state."""
-    deferred = instance.get_deferred_fields()
-    current: dict[str, Any] = {} if replace else dict(loaded_state(instance) or {})
-    remembered = set()
+    """Record the current values of ``fields`` (those loaded) as the instance's loaded state."""
+    data = instance.__dict__
+    current: dict[str, Any] = {} if replace else dict(data.get(LOADED_ATTRIBUTE) or {})
+    remembered = []
     for field in fields:
-        if field.attname not in deferred:
-            current[field.attname] = json_copy(getattr(instance, field.attname))
-            remembered.add(field.attname)
-    state = instance.__dict__
-    state[LOADED_ATTRIBUTE] = current
-    assigned = state.get(ASSIGNED_ATTRIBUTE, frozenset())
-    state[ASSIGNED_ATTRIBUTE] = frozenset() if replace else assigned - remembered
+        attname = field.attname
+        if attname in data:  # absent: deferred, not loaded
+            current[attname] = _freeze(data[attname])
+            remembered.append(attname)
+    data[LOADED_ATTRIBUTE] = current
+    assigned = data.get(ASSIGNED_ATTRIBUTE, frozenset())
+    data[ASSIGNED_ATTRIBUTE] = frozenset() if replace else assigned.difference(remembered)
 
 
 def loaded_state(instance: models.Model) -> dict[str, Any] | None:
@@ -82,13 +105,16 @@ def changed_fields(
     state = loaded_state(instance)
     if state is None:
         return None
-    deferred = instance.get_deferred_fields()
-    assigned = instance.__dict__.get(ASSIGNED_ATTRIBUTE, frozenset())
-    return [
-        field.name
-        for field in fields
-        if field.attname in assigned
-        or (field.attname in state and getattr(instance, field.attname) != state[field.attname])
-        # loaded deferred, then assigned: the caller's value
-        or (field.attname not in state and field.attname not in deferred)
-    ]
+    data = instance.__dict__
+    assigned = data.get(ASSIGNED_ATTRIBUTE, frozenset())
+    changed = []
+    for field in fields:
+        attname = field.attname
+        if attname in assigned:
+            changed.append(field.name)
+        elif attname in state:
+            if _differs(getattr(instance, attname), state[attname]):
+                changed.append(field.name)
+        elif attname in data:  # loaded deferred, then assigned: the caller's value
+            changed.append(field.name)
+    return changed
