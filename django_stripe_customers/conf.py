@@ -49,8 +49,9 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "PUSH_ON_SAVE": True,
     # The pending sweep (push_pending_task) re-enqueues rows pending for longer than this (s).
     "PUSH_SWEEP_AFTER": 60,
-    # DRF permission classes guarding the customers API.
-    "API_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    # DRF permission classes guarding the customers API: by default Django's model permissions
+    # on Customer, as in the admin (view to read, add to create, change to update and pull).
+    "API_PERMISSION_CLASSES": ["django_stripe_customers.api.permissions.CustomerModelPermissions"],
 }
 
 #: Environment variables consulted when the setting is absent from ``STRIPE_CUSTOMERS``.
