@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from django_stripe_customers.models import Customer, PullRun
 from django_stripe_customers.stripe.factory import get_client
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.manage_subprocess import manage
 
 
 def run(*args):
@@ -81,24 +76,10 @@ def test_bad_arguments_are_clear_errors(stripe_settings):
         run("pull", "--since", "yesterday-ish")
 
 
-def _manage(tmp_path, *args, **env):
-    database = tmp_path / "db.sqlite3"
-    environ = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "DJANGO_SETTINGS_MODULE": "tests.settings_file_db",
-        "TEST_DB_PATH": str(database),
-        **env,
-    }
-    environ.pop("STRIPE_API_KEY", None)
-    command = [sys.executable, "-m", "django", *args]
-    return subprocess.run(command, env=environ, capture_output=True, text=True, timeout=60)
-
-
 @pytest.mark.slow
 def test_unreachable_stripe_is_one_line_and_exit_1_without_traceback(tmp_path):
-    assert _manage(tmp_path, "migrate", "-v0").returncode == 0
-    done = _manage(tmp_path, "stripe_customers", "pull", STRIPE_TEST_MAX_RETRIES="0")
+    assert manage(tmp_path, "migrate", "-v0").returncode == 0
+    done = manage(tmp_path, "stripe_customers", "pull", STRIPE_TEST_MAX_RETRIES="0")
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "could not connect" in done.stderr
@@ -107,8 +88,8 @@ def test_unreachable_stripe_is_one_line_and_exit_1_without_traceback(tmp_path):
 
 @pytest.mark.slow
 def test_missing_key_is_one_line_and_exit_1(tmp_path):
-    assert _manage(tmp_path, "migrate", "-v0").returncode == 0
-    done = _manage(tmp_path, "stripe_customers", "pull", TEST_NO_API_KEY="1")
+    assert manage(tmp_path, "migrate", "-v0").returncode == 0
+    done = manage(tmp_path, "stripe_customers", "pull", TEST_NO_API_KEY="1")
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "No Stripe API key" in done.stderr
