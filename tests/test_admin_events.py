@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import Permission
 
 from django_stripe_customers.models import Customer, WebhookEvent
 from django_stripe_customers.stripe.factory import get_client
@@ -53,7 +54,7 @@ def test_reprocess_action_applies_a_failed_event(admin_client, stripe_settings):
         EVENTS, {"action": "reprocess", "_selected_action": [event.pk]}, follow=True
     )
 
-    assert "Reprocessed 1 event(s)." in response.text
+    assert "Reprocessed 1 event." in response.text
     assert WebhookEvent.objects.get().status == "processed"
     assert Customer.objects.get().email == "again@example.com"
 
@@ -67,3 +68,28 @@ def test_a_customer_page_lists_its_recent_events(admin_client, stripe_settings):
 
     assert "Recent Stripe events" in page.text
     assert "evt_mine" in page.text and "customer.created" in page.text
+
+@pytest.mark.parametrize(
+    ("codenames", "allowed"),
+    [
+        (["view_webhookevent", "view_customer"], False),
+        (["view_webhookevent", "change_customer"], True),
+    ],
+)
+def test_reprocess_needs_the_change_customer_permission_as_a_pull_does(
+    client, django_user_model, stripe_settings, codenames, allowed
+):
+    remote = get_client().customers.create({"email": "again@example.com"})
+    event = store(remote)
+    WebhookEvent.objects.filter(pk=event.pk).update(status="failed", error="boom")
+    user = django_user_model.objects.create_user("events", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    client.force_login(user)
+
+    listed = client.get(EVENTS)
+    assert listed.status_code == 200
+    assert ('value="reprocess"' in listed.text) is allowed
+    client.post(EVENTS, {"action": "reprocess", "_selected_action": [event.pk]})
+
+    assert WebhookEvent.objects.get().status == ("processed" if allowed else "failed")
+    assert Customer.objects.filter(email="again@example.com").exists() is allowed
