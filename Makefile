@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED_SPEC := ../shared/stripe/customer.json
 
-.PHONY: test demo demo-remote-edit chromium screenshots venv lint test-sqlite test-postgres bench bench-pull clean
+.PHONY: test demo demo-remote-edit chromium screenshots venv lint test-sqlite test-postgres bench bench-pull clean distclean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -76,5 +76,10 @@ bench: $(STAMP)
 bench-pull: $(STAMP)
 	$(BIN)/python benchmarks/pull.py
 
+# What is cheap to rebuild: build output, caches, the demo's database. The venvs stay.
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache example_project/db.sqlite3
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache example_project/db.sqlite3
+
+# Everything `make` made, the venvs included.
+distclean: clean
+	rm -rf $(VENV) .venv-py* .venv-djstripe .tox
