@@ -15,6 +15,10 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The demo has its own database and servers: the PostgreSQL tier and the version matrix leave
+# it to the SQLite tier.
+pytestmark = [pytest.mark.slow, pytest.mark.standalone]
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -33,7 +37,6 @@ def demo_env(tmp_path, demo_port, stripe_port, **extra):
     }
 
 
-@pytest.mark.slow
 def test_demo_with_serve_0_runs_again_and_again_on_one_database(tmp_path):
     """Each run starts a new (empty) local Stripe: the demo starts its mirror afresh too."""
     for attempt in (1, 2, 3):
@@ -56,7 +59,6 @@ def test_demo_with_serve_0_runs_again_and_again_on_one_database(tmp_path):
     assert (tmp_path / "demo.sqlite3").exists(), "every run used the same database file"
 
 
-@pytest.mark.slow
 def test_demo_serves_the_example_project_against_the_local_stripe(tmp_path):
     demo_port, stripe_port = free_port(), free_port()
     env = demo_env(tmp_path, demo_port, stripe_port)

@@ -8,8 +8,9 @@ by bash with the venv first on PATH, ``append to settings.py``/``urls.py`` block
 the project's files. Then, inside the project (tests/in_project.py): an admin change form
 saved, and a view-only staff user's PATCH through the API.
 
-The venv gets the Django version this suite runs on, so each tier of the version matrix checks
-the README against its own Django's ``startproject``.
+The venv gets the Django version this suite runs on (pip constraint), so the project is what
+that version's ``startproject`` makes. Marked ``standalone``: the PostgreSQL tier and the
+version matrix leave it to the SQLite tier.
 """
 
 from __future__ import annotations
