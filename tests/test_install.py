@@ -31,6 +31,8 @@ import django
 import pytest
 import requests
 
+from tests.processes import stop
+
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
 KEY = "sk_test_readme_install"
@@ -123,15 +125,6 @@ def start_emulator(
     return process, found[1]
 
 
-def stop(process: subprocess.Popen[str]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     base = tmp_path_factory.mktemp("install")
@@ -179,7 +172,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
         shell("shell, in the project", blocks[3][1], run.directory)
         yield run
     finally:
-        stop(emulator)
+        stop(emulator, timeout=10)
 
 
 def stripe_ids(project: Project) -> list[str]:
