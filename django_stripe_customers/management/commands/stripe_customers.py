@@ -132,15 +132,17 @@ class Command(BaseCommand):
     def pull_all(self, options: dict[str, Any]) -> None:
         progress = Progress(self.stdout)
         try:
-            result = runs.pull_all(
-                options["since"],
-                options["until"],
-                partitions=options["partitions"],
-                progress=progress,
-                timeout=options["timeout"],
-            )
+            try:
+                result = runs.pull_all(
+                    options["since"],
+                    options["until"],
+                    partitions=options["partitions"],
+                    progress=progress,
+                    timeout=options["timeout"],
+                )
+            finally:
+                progress.done()
         except StripeError:
-            progress.done()
             if progress.latest is not None and not options["dry_run"]:
                 done = progress.latest
                 self.stderr.write(
@@ -149,7 +151,6 @@ class Command(BaseCommand):
                     "written; the run is recorded as failed (see `stripe_customers status`)."
                 )
             raise
-        progress.done()
         self.stdout.write(
             self.style.SUCCESS(
                 f"Pulled {counted(result.seen, 'customer')}: {result.created:,} created, "
