@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED_SPEC := ../shared/stripe/customer.json
 
-.PHONY: test demo demo-remote-edit chromium screenshots venv lint test-sqlite test-postgres bench bench-pull clean
+.PHONY: test demo demo-remote-edit chromium screenshots venv lint test-sqlite test-postgres test-matrix bench bench-pull clean distclean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,7 +46,7 @@ test-sqlite: $(STAMP) chromium
 test-postgres: $(STAMP) chromium
 	@if $(BIN)/python scripts/postgres_available.py; then \
 	  echo "=== pytest tier 2: PostgreSQL at 127.0.0.1:5432/test ==="; \
-	  DJANGO_SETTINGS_MODULE=tests.settings_postgres $(BIN)/pytest; \
+	  DJANGO_SETTINGS_MODULE=tests.settings_postgres $(BIN)/pytest -m "not standalone"; \
 	elif [ -n "$$REQUIRE_POSTGRES" ]; then \
 	  echo "!!! PostgreSQL is required (REQUIRE_POSTGRES is set) but does not answer at 127.0.0.1:5432"; \
 	  exit 1; \
@@ -58,7 +58,13 @@ test-postgres: $(STAMP) chromium
 	  echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"; \
 	fi
 
-test: lint test-sqlite test-postgres
+# The SQLite tier again on the oldest and the newest supported Python x Django pair, each in
+# its own venv (.venv-py310-dj42, ...; Pythons from PATH or pyenv). tox.ini has the whole matrix.
+MATRIX ?= 3.10:4.2 3.13:6.0
+test-matrix: chromium
+	@for pair in $(MATRIX); do bash scripts/test_matrix.sh $${pair%%:*} $${pair##*:} || exit 1; done
+
+test: lint test-sqlite test-postgres test-matrix
 
 # SERVE=0 seeds, pulls, prints the summary and exits (what CI can run).
 demo: $(STAMP)
@@ -76,5 +82,10 @@ bench: $(STAMP)
 bench-pull: $(STAMP)
 	$(BIN)/python benchmarks/pull.py
 
+# What is cheap to rebuild: build output, caches, the demo's database. The venvs stay.
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache example_project/db.sqlite3
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache example_project/db.sqlite3
+
+# Everything `make` made, the venvs included.
+distclean: clean
+	rm -rf $(VENV) .venv-py* .venv-djstripe .tox

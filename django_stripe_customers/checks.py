@@ -1,25 +1,40 @@
 """Django system checks (``manage.py check``) for the app's configuration.
 
-Ids: ``stripe_customers.E001`` no API key, ``E002`` a publishable key where a secret key belongs,
-``E003`` a setting of the wrong type; ``W001`` non-https API base outside DEBUG, ``W002`` an API
+Ids: ``stripe_customers.E001`` no API key (under ``check --deploy``; ``W005`` otherwise),
+``E002`` a publishable key where a secret key belongs, ``E003`` a setting of the wrong type,
+``E004`` an ``API_BASE`` that is not an http(s) URL with a host, ``E005`` the API routed without
+``rest_framework`` installed, ``E006`` the webhook routed without a signing secret (under
+``check --deploy``; ``W006`` otherwise); ``W001`` non-https API base outside DEBUG, ``W002`` an API
 version other than the pinned one, ``W003`` unknown keys in ``STRIPE_CUSTOMERS``, ``W004`` a live
 key pointed at something other than Stripe.
+
+Secrets (the API key, the webhook secret) are often injected only when the site is deployed, so
+their absence is a warning for ``migrate``/``collectstatic`` and an error for ``check --deploy``;
+a command that talks to Stripe without a key stops with one line saying which setting to set.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
+from django.urls import URLResolver, get_resolver
 
 from . import conf, schema
 
 STRIPE_HOST = "api.stripe.com"
+
+#: The URLconfs a project includes to route the webhook and the API.
+WEBHOOK_URLCONF = "django_stripe_customers.urls"
+API_URLCONF = "django_stripe_customers.api.urls"
+
+#: A message's level where a check reports a missing secret: a warning, or an error when deploying.
+Level = type[checks.Warning] | type[checks.Error]
 
 
 @checks.register("stripe_customers")
@@ -35,6 +50,45 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
     messages += _check_api_base()
     messages += _check_api_version()
     return messages
+
+
+@checks.register("stripe_customers", checks.Tags.urls)
+def check_routes(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[Any]:
+    """What the project's URLconf routes to this app needs: the API needs ``rest_framework``
+    installed (its browsable pages are its templates), the webhook needs a signing secret."""
+    routed = _routed_urlconfs()
+    messages: list[Any] = []
+    if API_URLCONF in routed and not apps.is_installed("rest_framework"):
+        messages.append(
+            checks.Error(
+                f"{API_URLCONF} is included in the URLconf but 'rest_framework' is not in "
+                "INSTALLED_APPS: the browsable API fails (500) without its templates.",
+                hint="Add 'rest_framework' to INSTALLED_APPS.",
+                id="stripe_customers.E005",
+            )
+        )
+    if WEBHOOK_URLCONF in routed and _has_settings():
+        messages += _check_webhook_secrets(checks.Warning, "W006")
+    return messages
+
+
+@checks.register("stripe_customers", deploy=True)
+def check_deploy(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[Any]:
+    """``check --deploy``: the secrets a running site needs are errors when absent."""
+    if not _has_settings():
+        return []  # check_settings reports the broken STRIPE_CUSTOMERS
+    messages = _missing_api_key(checks.Error, "E001")
+    if WEBHOOK_URLCONF in _routed_urlconfs():
+        messages += _check_webhook_secrets(checks.Error, "E006")
+    return messages
+
+
+def _has_settings() -> bool:
+    try:
+        conf.user_settings()
+    except ImproperlyConfigured:
+        return False
+    return True
 
 
 def _check_unknown_keys(configured: Any) -> list[Any]:
@@ -76,19 +130,27 @@ def _type_error(name: str, expected: str, value: Any) -> Any:
     )
 
 
+def _missing_api_key(level: Level, code: str) -> list[Any]:
+    """No key: ``level`` (a warning for ``migrate`` and friends, an error under ``--deploy``)."""
+    if conf.has_api_key():
+        return []
+    return [
+        level(
+            "No Stripe API key is configured: commands and tasks that talk to Stripe will fail.",
+            hint=(
+                f"Set {conf.SETTINGS_NAME}['API_KEY'] or the "
+                f"{conf.ENV_FALLBACKS['API_KEY']} environment variable to a secret key "
+                "(sk_test_... or sk_live_...). `check --deploy` reports it as an error."
+            ),
+            id=f"stripe_customers.{code}",
+        )
+    ]
+
+
 def _check_api_key() -> list[Any]:
-    if not conf.has_api_key():
-        return [
-            checks.Error(
-                "No Stripe API key is configured.",
-                hint=(
-                    f"Set {conf.SETTINGS_NAME}['API_KEY'] or the "
-                    f"{conf.ENV_FALLBACKS['API_KEY']} environment variable to a secret key "
-                    "(sk_test_... or sk_live_...)."
-                ),
-                id="stripe_customers.E001",
-            )
-        ]
+    missing = _missing_api_key(checks.Warning, "W005")
+    if missing:
+        return missing
     key = str(conf.get_setting("API_KEY"))
     if key.startswith("pk_"):
         return [
@@ -110,8 +172,55 @@ def _check_api_key() -> list[Any]:
     return []
 
 
+def _check_webhook_secrets(level: Level, code: str) -> list[Any]:
+    if conf.get_setting("WEBHOOK_SECRETS"):
+        return []
+    return [
+        level(
+            f"{WEBHOOK_URLCONF} is included in the URLconf but no webhook signing secret is "
+            "configured: the endpoint refuses every event (400).",
+            hint=(
+                f"Set {conf.SETTINGS_NAME}['WEBHOOK_SECRETS'] or the "
+                f"{conf.ENV_FALLBACKS['WEBHOOK_SECRETS']} environment variable to the endpoint's "
+                "signing secret (whsec_..., in Stripe's dashboard). `check --deploy` reports it "
+                "as an error."
+            ),
+            id=f"stripe_customers.{code}",
+        )
+    ]
+
+
+def _api_base_problem(base: Any) -> str | None:
+    """Why ``base`` cannot be the API base (None when it can): the client needs an http(s)
+    URL with a host and no query, such as ``https://api.stripe.com``."""
+    if not isinstance(base, str):
+        return f"a string, not {type(base).__name__}"
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https"):
+        return "an http:// or https:// URL (the scheme is missing or another one)"
+    if not parts.hostname:
+        return "a URL with a host"
+    try:
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
+    except ValueError:
+        return "a URL whose port is a number"
+    if parts.query or parts.fragment:
+        return "a URL without a query or fragment"
+    return None
+
+
 def _check_api_base() -> list[Any]:
-    base = str(conf.get_setting("API_BASE"))
+    base = conf.get_setting("API_BASE")
+    problem = _api_base_problem(base)
+    if problem is not None:
+        return [
+            checks.Error(
+                f"{conf.SETTINGS_NAME}['API_BASE'] is {base!r}: it must be {problem}.",
+                hint="Stripe's is https://api.stripe.com; a local Stripe is e.g. "
+                "http://127.0.0.1:12111.",
+                id="stripe_customers.E004",
+            )
+        ]
     if urlsplit(base).scheme == "https" or settings.DEBUG:
         return []
     return [
@@ -135,3 +244,21 @@ def _check_api_version() -> list[Any]:
             id="stripe_customers.W002",
         )
     ]
+
+
+def _routed_urlconfs() -> set[str]:
+    """The dotted names of the modules the project's URLconf includes, at any depth."""
+    if not getattr(settings, "ROOT_URLCONF", None):
+        return set()
+    found: set[str] = set()
+    _collect_includes(get_resolver().url_patterns, found)
+    return found
+
+
+def _collect_includes(patterns: Iterable[Any], found: set[str]) -> None:
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            name = getattr(pattern.urlconf_module, "__name__", None)
+            if isinstance(name, str):
+                found.add(name)
+            _collect_includes(pattern.url_patterns, found)

@@ -53,8 +53,9 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     # safe); None: the client's worst case (TIMEOUT x tries + backoff) plus 10 s. A push whose
     # worker died on this host is taken over at once.
     "PUSH_LEASE": None,
-    # DRF permission classes guarding the customers API.
-    "API_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    # DRF permission classes guarding the customers API: by default Django's model permissions
+    # on Customer, as in the admin (view to read, add to create, change to update and pull).
+    "API_PERMISSION_CLASSES": ["django_stripe_customers.api.permissions.CustomerModelPermissions"],
 }
 
 #: Environment variables consulted when the setting is absent from ``STRIPE_CUSTOMERS``.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make demo`: start a local Stripe on 127.0.0.1 when no STRIPE_API_KEY is set and seed it with
-# varied customers, migrate the example project's SQLite database, pull every customer into it,
-# create the admin user, and run the example project on http://127.0.0.1:8000.
-# SERVE=0 stops after the pull and its summary (exit 0), for CI.
+# varied customers, migrate the example project's SQLite database (emptied first when the local
+# Stripe is new, as it is on every run), pull every customer into it, create the admin user,
+# and run the example project on http://127.0.0.1:8000.
+# SERVE=0 stops after the pull and its summary (exit 0), for CI. Every run can be repeated.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -37,6 +38,10 @@ fi
 cd example_project
 "$PY" manage.py migrate --noinput
 if [ -n "$EMULATOR_PID" ]; then
+  # The emulator keeps nothing between runs: it starts empty, so the mirror starts empty too
+  # (rows from an earlier run point at customers that no longer exist anywhere).
+  echo "A new local Stripe: emptying the demo's database (${DEMO_DB:-example_project/db.sqlite3})"
+  "$PY" manage.py flush --noinput
   "$PY" manage.py demo_seed
   "$PY" manage.py stripe_customers pull
   # Show deletion detection: delete one upstream, and let the next full pull flag it.

@@ -30,6 +30,7 @@ import requests
 
 import tests.celery_app  # noqa: F401  (makes the tests' Celery app the default one)
 from tests.faultproxy import FaultProxy
+from tests.processes import stop
 
 if TYPE_CHECKING:
     from django_stripe_customers.stripe import StripeClient
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 
 LOCAL_KEY = "sk_test_local"
 STARTUP_TIMEOUT = 20.0
-STOP_TIMEOUT = 5.0
 _LAUNCHER = Path(__file__).with_name("localstripe_server.py")
 
 
@@ -108,22 +108,11 @@ def _start_localstripe(state_dir: Path) -> LocalStripeServer:
         except requests.RequestException as exc:
             last_error = exc
             time.sleep(0.1)
-    _stop(process)
+    stop(process)
     raise RuntimeError(
         f"localstripe did not answer within {STARTUP_TIMEOUT:g} s ({last_error}):\n"
         f"{server.output()}"
     )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=STOP_TIMEOUT)
 
 
 @pytest.fixture(scope="session")
@@ -132,7 +121,7 @@ def localstripe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loc
     try:
         yield server
     finally:
-        _stop(server.process)
+        stop(server.process)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ hits exactly one request.
         proxy.enqueue(RESET(), STATUS(503), RATE_LIMIT(retry_after=1))
         ...  # the next three requests get those faults, the rest pass through
         assert [r.fault for r in proxy.requests] == [...]
+        proxy.enqueue(AFTER(2, REFUSE(method="GET")))  # the third GET from now is refused
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ import struct
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 __all__ = [
+    "AFTER",
     "CONFLICT",
     "DROP_RESPONSE",
     "HOLD_RESPONSE",
@@ -81,7 +83,8 @@ class FaultKind(enum.Enum):
 @dataclass(frozen=True)
 class Fault:
     """One scripted fault. ``method``/``path`` (a regex matched in full) restrict which
-    request takes it; a request that matches no queued fault passes through."""
+    request takes it; a request that matches no queued fault passes through. ``passes``
+    matching requests go through untouched before the fault applies (see ``AFTER``)."""
 
     kind: FaultKind
     status: int = 0
@@ -92,6 +95,7 @@ class Fault:
     path: str | None = None
     gate: threading.Event | None = None
     reached: threading.Event | None = None
+    passes: int = 0
 
     def matches(self, method: str, path: str) -> bool:
         if self.method is not None and self.method.upper() != method.upper():
@@ -185,6 +189,15 @@ def HOLD_RESPONSE(
     until ``gate`` is set (at most the proxy's ``max_stall``): the answer arrives late, after
     whatever the test does meanwhile."""
     return Fault(FaultKind.HOLD_RESPONSE, gate=gate, reached=reached, **_filters(method, path))
+
+
+def AFTER(count: int, fault: Fault) -> Fault:
+    """``fault``, applied to the matching request after the next ``count`` (which pass through
+    untouched, and are not offered to the faults queued behind it): "the server goes away
+    after N requests"."""
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    return replace(fault, passes=count)
 
 
 def _default_error_body(status: int) -> dict[str, Any]:
@@ -532,6 +545,9 @@ class FaultProxy:
         with self._lock:
             for index, fault in enumerate(self._faults):
                 if fault.matches(method, path):
+                    if fault.passes:
+                        self._faults[index] = replace(fault, passes=fault.passes - 1)
+                        return None
                     return self._faults.pop(index)
         return None
 

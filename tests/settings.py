@@ -47,7 +47,12 @@ TEMPLATES = [
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 
 # Tests point this at a local Stripe (emulator or localstripe) through fixtures.
-STRIPE_CUSTOMERS = {"API_KEY": "sk_test_local", "API_BASE": "http://127.0.0.1:9"}
+# The webhook is routed (tests/urls.py), so it has a (fake) signing secret, as a site must.
+STRIPE_CUSTOMERS = {
+    "API_KEY": "sk_test_local",
+    "API_BASE": "http://127.0.0.1:9",
+    "WEBHOOK_SECRETS": ["whsec_tests_not_secret"],
+}
 
 # Tests talk to local Stripe servers over plain http on loopback, on purpose.
 SILENCED_SYSTEM_CHECKS = ["stripe_customers.W001"]

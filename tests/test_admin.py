@@ -5,7 +5,6 @@ Transactional, so a committed save pushes (Celery eager) as it does in productio
 
 from __future__ import annotations
 
-from html.parser import HTMLParser
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from django_stripe_customers.admin import (
 )
 from django_stripe_customers.models import Customer, PullRun, SyncStatus
 from django_stripe_customers.stripe.factory import get_client
+from tests.html_forms import form_fields
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,59 +34,11 @@ def change_url(customer: Customer) -> str:
     return f"/admin/stripe_customers/customer/{customer.pk}/change/"
 
 
-class _FormParser(HTMLParser):
-    """The fields a browser would submit from ``<form id=...>``: inputs, selects, textareas."""
-
-    def __init__(self, form_id: str) -> None:
-        super().__init__()
-        self.form_id = form_id
-        self.inside = False
-        self.data: dict[str, str] = {}
-        self._select: str | None = None
-        self._textarea: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self.inside = a.get("id") == self.form_id
-        if not self.inside:
-            return
-        name = a.get("name")
-        if tag == "input" and name and a.get("type") not in ("submit", "button"):
-            if a.get("type") == "checkbox":
-                if "checked" in a:
-                    self.data[name] = a.get("value") or "on"
-            else:
-                self.data[name] = a.get("value", "")
-        elif tag == "select" and name:
-            self._select = name
-            self.data.setdefault(name, "")
-        elif tag == "option" and self._select and "selected" in a:
-            self.data[self._select] = a.get("value", "")
-        elif tag == "textarea" and name:
-            self._textarea = name
-            self.data[name] = ""
-
-    def handle_data(self, data: str) -> None:
-        if self._textarea:
-            self.data[self._textarea] += data
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "select":
-            self._select = None
-        elif tag == "textarea":
-            self._textarea = None
-        elif tag == "form":
-            self.inside = False
-
-
 def form_data(client: Any, url: str) -> dict[str, str]:
     """What submitting the change form unchanged would post."""
     response = client.get(url)
     assert response.status_code == 200
-    parser = _FormParser("customer_form")
-    parser.feed(response.content.decode())
-    return parser.data
+    return form_fields(response.content.decode(), "customer_form")
 
 
 def posts(emulator: Any) -> list[Any]:

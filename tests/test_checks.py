@@ -2,27 +2,69 @@
 
 from __future__ import annotations
 
+import types
+
+import pytest
 from django.core import checks
+from django.urls import include, path
 
 from django_stripe_customers import schema
+from tests.manage_subprocess import manage
+
+VALID = {"API_KEY": "sk_test_ok", "WEBHOOK_SECRETS": ["whsec_ok"]}
 
 
-def run_checks():
-    return {m.id: m for m in checks.run_checks(tags=["stripe_customers"])}
+def run_checks(deploy=False):
+    found = checks.run_checks(tags=["stripe_customers"], include_deployment_checks=deploy)
+    return {m.id: m for m in found}
+
+
+def urlconf(*included: str) -> types.ModuleType:
+    """A URLconf (a module, so Django can cache its resolver) including ``included``."""
+    module = types.ModuleType("tests.generated_urls")
+    module.urlpatterns = [path(f"{n}/", include(name)) for n, name in enumerate(included)]
+    return module
+
+
+@pytest.fixture(autouse=True)
+def no_secrets_from_the_environment(monkeypatch):
+    monkeypatch.delenv("STRIPE_API_KEY", raising=False)
+    monkeypatch.delenv("STRIPE_WEBHOOK_SECRET", raising=False)
 
 
 def test_valid_configuration_is_silent(settings):
     settings.DEBUG = False
-    settings.STRIPE_CUSTOMERS = {"API_KEY": "sk_test_ok"}
+    settings.STRIPE_CUSTOMERS = VALID
     assert run_checks() == {}
+    assert run_checks(deploy=True) == {}
 
 
-def test_e001_missing_key(settings, monkeypatch):
-    settings.STRIPE_CUSTOMERS = {}
-    monkeypatch.delenv("STRIPE_API_KEY", raising=False)
+def test_missing_key_is_a_warning_and_an_error_only_under_deploy(settings):
+    settings.STRIPE_CUSTOMERS = {"WEBHOOK_SECRETS": ["whsec_ok"]}
     found = run_checks()
-    assert "stripe_customers.E001" in found
-    assert "STRIPE_API_KEY" in found["stripe_customers.E001"].hint
+    assert set(found) == {"stripe_customers.W005"}
+    assert found["stripe_customers.W005"].level == checks.WARNING
+    assert "STRIPE_API_KEY" in found["stripe_customers.W005"].hint
+    deploying = run_checks(deploy=True)
+    assert deploying["stripe_customers.E001"].level == checks.ERROR
+    assert "STRIPE_API_KEY" in deploying["stripe_customers.E001"].hint
+
+
+@pytest.mark.slow
+def test_without_a_key_migrate_works_deploy_check_fails_and_pull_says_one_line(tmp_path):
+    migrated = manage(tmp_path, "migrate", "-v0", TEST_NO_API_KEY="1")
+    assert migrated.returncode == 0, migrated.stderr
+    assert "stripe_customers.W005" in migrated.stderr
+
+    deploy = manage(tmp_path, "check", "--deploy", "--tag", "stripe_customers", TEST_NO_API_KEY="1")
+    assert deploy.returncode == 1
+    assert "(stripe_customers.E001) No Stripe API key is configured" in deploy.stderr
+
+    pulled = manage(tmp_path, "stripe_customers", "pull", TEST_NO_API_KEY="1")
+    assert pulled.returncode == 1
+    assert "Traceback" not in pulled.stderr
+    last_line = pulled.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("CommandError: No Stripe API key: set STRIPE_CUSTOMERS['API_KEY']")
 
 
 def test_e002_publishable_key(settings):
@@ -47,9 +89,87 @@ def test_e003_settings_not_a_dict(settings):
     assert "stripe_customers.E003" in run_checks()
 
 
+@pytest.mark.parametrize(
+    ("base", "problem"),
+    [
+        ("127.0.0.1:12111", "an http:// or https:// URL"),
+        ("api.stripe.com", "an http:// or https:// URL"),
+        ("ftp://api.stripe.com", "an http:// or https:// URL"),
+        ("https://", "a URL with a host"),
+        ("http://:8080", "a URL with a host"),
+        ("http://127.0.0.1:port", "a URL whose port is a number"),
+        ("https://api.stripe.com?x=1", "without a query"),
+        (12111, "a string, not int"),
+    ],
+)
+def test_e004_api_base_must_be_an_http_url_with_a_host(settings, base, problem):
+    settings.DEBUG = False
+    settings.STRIPE_CUSTOMERS = {**VALID, "API_BASE": base}
+    found = run_checks()
+    assert problem in found["stripe_customers.E004"].msg
+    assert repr(base) in found["stripe_customers.E004"].msg
+    assert "stripe_customers.W001" not in found, "one message for one mistake"
+
+
+@pytest.mark.slow
+def test_a_pull_with_a_bad_api_base_stops_at_the_check_without_a_traceback(tmp_path):
+    done = manage(tmp_path, "stripe_customers", "pull", TEST_API_BASE="127.0.0.1:12111")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    expected = "(stripe_customers.E004) STRIPE_CUSTOMERS['API_BASE'] is '127.0.0.1:12111'"
+    assert expected in done.stderr
+
+
+def test_e005_api_routed_without_rest_framework_installed(settings):
+    settings.STRIPE_CUSTOMERS = VALID
+    settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "rest_framework"]
+    found = run_checks()
+    assert "'rest_framework' is not in INSTALLED_APPS" in found["stripe_customers.E005"].msg
+    assert found["stripe_customers.E005"].hint == "Add 'rest_framework' to INSTALLED_APPS."
+    settings.ROOT_URLCONF = urlconf("django_stripe_customers.urls")
+    assert "stripe_customers.E005" not in run_checks(), "without the API, no need for DRF"
+
+
+def test_e005_not_raised_when_rest_framework_is_installed(settings):
+    settings.STRIPE_CUSTOMERS = VALID
+    settings.ROOT_URLCONF = urlconf("django_stripe_customers.api.urls")
+    assert "stripe_customers.E005" not in run_checks()
+
+
+def test_webhook_routed_without_a_secret_warns_and_is_an_error_under_deploy(settings):
+    settings.STRIPE_CUSTOMERS = {"API_KEY": "sk_test_ok"}
+    found = run_checks()
+    assert set(found) == {"stripe_customers.W006"}
+    assert "refuses every event" in found["stripe_customers.W006"].msg
+    assert "STRIPE_WEBHOOK_SECRET" in found["stripe_customers.W006"].hint
+    assert run_checks(deploy=True)["stripe_customers.E006"].level == checks.ERROR
+
+
+def test_webhook_secret_from_the_environment_satisfies_the_check(settings, monkeypatch):
+    settings.STRIPE_CUSTOMERS = {"API_KEY": "sk_test_ok"}
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_from_env")
+    assert run_checks(deploy=True) == {}
+
+
+def test_no_webhook_route_needs_no_secret(settings):
+    settings.STRIPE_CUSTOMERS = {"API_KEY": "sk_test_ok"}
+    settings.ROOT_URLCONF = urlconf("django_stripe_customers.api.urls")
+    assert run_checks(deploy=True) == {}
+    settings.ROOT_URLCONF = urlconf()
+    assert run_checks(deploy=True) == {}
+
+
+def test_a_webhook_included_deeper_is_found(settings):
+    settings.STRIPE_CUSTOMERS = {"API_KEY": "sk_test_ok"}
+    outer = types.ModuleType("tests.generated_outer_urls")
+    outer.urlpatterns = [path("billing/", include(urlconf("django_stripe_customers.urls")))]
+    settings.ROOT_URLCONF = outer
+    assert "stripe_customers.W006" in run_checks()
+
+
 def test_w001_plain_http_outside_debug(settings):
     settings.DEBUG = False
-    settings.STRIPE_CUSTOMERS = {"API_KEY": "sk_test_ok", "API_BASE": "http://stripe.internal"}
+    settings.STRIPE_CUSTOMERS = {**VALID, "API_BASE": "http://stripe.internal"}
     assert "stripe_customers.W001" in run_checks()
 
 

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
 
+from django_stripe_customers.management.commands.stripe_customers import Command
 from django_stripe_customers.models import Customer, PullRun
 from django_stripe_customers.stripe.factory import get_client
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.faultproxy import AFTER, REFUSE, FaultProxy
+from tests.manage_subprocess import manage
 
 
 def run(*args):
@@ -72,6 +69,28 @@ def test_status_counts_and_last_full_pull(stripe_settings):
 
 
 @pytest.mark.django_db
+def test_a_pull_that_fails_half_way_says_what_it_wrote_and_status_shows_it(
+    stripe_settings, settings
+):
+    stripe_settings.seed(250)
+    err = io.StringIO()
+    with FaultProxy(stripe_settings.url) as proxy:
+        settings.STRIPE_CUSTOMERS = {
+            **settings.STRIPE_CUSTOMERS,
+            "API_BASE": proxy.url,
+            "MAX_RETRIES": 0,
+        }
+        proxy.enqueue(AFTER(2, REFUSE(method="GET", path="/v1/customers")))
+        with pytest.raises(CommandError, match="could not connect"):
+            call_command("stripe_customers", "pull", stdout=io.StringIO(), stderr=err)
+    assert "Stopped after 200 customers (200 new, 0 updated) in 2 pages" in err.getvalue()
+    assert Customer.objects.count() == 200
+    out, _ = run("status")
+    assert "customers: 200" in out
+    assert "(failed, 200 customers, 1 error)" in out
+
+
+@pytest.mark.django_db
 def test_bad_arguments_are_clear_errors(stripe_settings):
     with pytest.raises(CommandError, match="--partitions must be at least 1"):
         run("pull", "--partitions", "0")
@@ -81,24 +100,10 @@ def test_bad_arguments_are_clear_errors(stripe_settings):
         run("pull", "--since", "yesterday-ish")
 
 
-def _manage(tmp_path, *args, **env):
-    database = tmp_path / "db.sqlite3"
-    environ = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "DJANGO_SETTINGS_MODULE": "tests.settings_file_db",
-        "TEST_DB_PATH": str(database),
-        **env,
-    }
-    environ.pop("STRIPE_API_KEY", None)
-    command = [sys.executable, "-m", "django", *args]
-    return subprocess.run(command, env=environ, capture_output=True, text=True, timeout=60)
-
-
 @pytest.mark.slow
 def test_unreachable_stripe_is_one_line_and_exit_1_without_traceback(tmp_path):
-    assert _manage(tmp_path, "migrate", "-v0").returncode == 0
-    done = _manage(tmp_path, "stripe_customers", "pull", STRIPE_TEST_MAX_RETRIES="0")
+    assert manage(tmp_path, "migrate", "-v0").returncode == 0
+    done = manage(tmp_path, "stripe_customers", "pull", STRIPE_TEST_MAX_RETRIES="0")
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "could not connect" in done.stderr
@@ -107,8 +112,8 @@ def test_unreachable_stripe_is_one_line_and_exit_1_without_traceback(tmp_path):
 
 @pytest.mark.slow
 def test_missing_key_is_one_line_and_exit_1(tmp_path):
-    assert _manage(tmp_path, "migrate", "-v0").returncode == 0
-    done = _manage(tmp_path, "stripe_customers", "pull", TEST_NO_API_KEY="1")
+    assert manage(tmp_path, "migrate", "-v0").returncode == 0
+    done = manage(tmp_path, "stripe_customers", "pull", TEST_NO_API_KEY="1")
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "No Stripe API key" in done.stderr
@@ -146,3 +151,62 @@ def test_push_by_stripe_id_or_pk_and_failures_exit_1(stripe_settings, settings):
         run("push")
     with pytest.raises(CommandError, match="no local customer cus_Nope"):
         run("push", "cus_Nope")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_counts_of_one_are_singular(stripe_settings, settings):
+    settings.STRIPE_CUSTOMERS = {**settings.STRIPE_CUSTOMERS, "PUSH_ON_SAVE": False}
+    customer = Customer.objects.create(email="one@example.com")
+    out, _ = run("push", str(customer.pk))
+    assert "Pushed 1 customer: 1 created." in out
+    out, _ = run("pull")
+    assert "1 customer (0 new, 1 updated) in 1 page" in out, "the progress line"
+    assert "Pulled 1 customer: 0 created, 1 updated, 0 unchanged" in out
+    assert "1 request (1 page)" in out
+    out, _ = run("status")
+    assert "(succeeded, 1 customer, 0 errors)" in out
+    bad = Customer.objects.create(email="two@example.com", metadata={"k[1]": "bracket"})
+    with pytest.raises(CommandError, match=r"^1 of 1 push failed$"):
+        run("push", str(bad.pk))
+
+
+@pytest.mark.django_db
+def test_replay_failed_with_nothing_to_do_says_so(stripe_settings):
+    out, err = run("replay", "--failed")
+    assert out == "No failed events to replay.\n"
+    assert err == ""
+
+
+@pytest.mark.slow
+def test_django_options_work_after_the_subcommand(tmp_path):
+    assert manage(tmp_path, "migrate", "-v0").returncode == 0
+    done = manage(
+        tmp_path,
+        "stripe_customers",
+        "status",
+        "--settings=tests.settings_file_db",
+        "--no-color",
+        "-v",
+        "0",
+        DJANGO_SETTINGS_MODULE="",  # only the option after the subcommand says which settings
+    )
+    assert done.returncode == 0, done.stderr
+    assert "customers: 0" in done.stdout and "last full pull: never" in done.stdout
+    unknown = manage(tmp_path, "stripe_customers", "status", "--bogus")
+    assert unknown.returncode != 0 and "unrecognized arguments: --bogus" in unknown.stderr
+
+
+@pytest.mark.parametrize(
+    ("subcommand", "shown"),
+    [
+        ("pull", "cus_... ids to pull one by one (default: every customer, paged)"),
+        ("push", "cus_... ids or local pks"),
+        ("replay", "evt_... ids of stored events"),
+    ],
+)
+def test_positional_ids_have_help_text(subcommand, shown):
+    out = io.StringIO()
+    parser = Command().create_parser("manage.py", "stripe_customers")
+    commands = next(a for a in parser._actions if a.dest == "subcommand")
+    commands.choices[subcommand].print_help(out)
+    assert shown in " ".join(out.getvalue().split())

@@ -65,7 +65,7 @@ def test_events_command_prints_a_summary(stripe_settings):
     start = stripe_settings.clock.now()
     get_client().customers.create({"email": "cmd@example.com"})
     out, _ = run("events", "--since", str(start))
-    assert "Listed 1 events in 1 requests: 1 new, 1 applied, 0 stale, 0 failed." in out
+    assert "Listed 1 event in 1 request: 1 new, 1 applied, 0 stale, 0 failed." in out
 
 
 def test_replay_reprocesses_failed_events(stripe_settings, settings):

@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from tests.faultproxy import (
+    AFTER,
     CONFLICT,
     DROP_RESPONSE,
     RATE_LIMIT,
@@ -277,6 +278,19 @@ def test_faults_filtered_by_method_and_path(proxy: FaultProxy) -> None:
     assert requests.post(f"{proxy.url}/v1/customers", timeout=5).status_code == 200
     assert requests.post(f"{proxy.url}/v1/customers/cus_1", timeout=5).status_code == 503
     assert requests.post(f"{proxy.url}/v1/customers/cus_1", timeout=5).status_code == 200
+
+
+def test_after_lets_n_matching_requests_through_first(
+    proxy: FaultProxy, upstream: _Upstream
+) -> None:
+    proxy.enqueue(AFTER(2, STATUS(503, method="GET")))
+    assert requests.post(f"{proxy.url}/v1/customers", timeout=5).status_code == 200
+    statuses = [requests.get(f"{proxy.url}/v1/customers", timeout=5).status_code for _ in range(4)]
+    assert statuses == [200, 200, 503, 200]
+    assert proxy.pending_faults == []
+    assert len(upstream.hits) == 4
+    with pytest.raises(ValueError, match="count must be >= 0"):
+        AFTER(-1, REFUSE())
 
 
 def test_request_id_injection(upstream: _Upstream) -> None:

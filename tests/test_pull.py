@@ -11,9 +11,10 @@ from django.test.utils import CaptureQueriesContext
 
 from django_stripe_customers import schema
 from django_stripe_customers.models import Customer, PullRun, SyncStatus
-from django_stripe_customers.stripe import InvalidRequestError
+from django_stripe_customers.stripe import APIConnectionError, InvalidRequestError
 from django_stripe_customers.stripe.factory import get_client
 from django_stripe_customers.sync import apply_customer, pull_all, pull_customer
+from tests.faultproxy import AFTER, REFUSE, FaultProxy
 
 pytestmark = pytest.mark.django_db(transaction=False)
 
@@ -284,3 +285,24 @@ def test_partitioned_pull_inside_a_transaction_is_refused(stripe_settings):
     with pytest.raises(RuntimeError, match=r"outside transaction\.atomic"):
         pull_all(partitions=2)
     assert not PullRun.objects.exists()
+
+
+def test_a_pull_that_fails_half_way_records_what_it_wrote(stripe_settings, settings):
+    stripe_settings.seed(250)
+    with FaultProxy(stripe_settings.url) as proxy:
+        settings.STRIPE_CUSTOMERS = {
+            **settings.STRIPE_CUSTOMERS,
+            "API_BASE": proxy.url,
+            "MAX_RETRIES": 0,
+        }
+        # Two pages go through, then the server is gone.
+        proxy.enqueue(AFTER(2, REFUSE(method="GET", path="/v1/customers")))
+        with pytest.raises(APIConnectionError):
+            pull_all()
+
+    assert Customer.objects.count() == 200
+    run = PullRun.objects.get()
+    assert run.status == PullRun.Status.FAILED and run.finished_at is not None
+    assert (run.created, run.updated, run.unchanged, run.pages, run.requests) == (200, 0, 0, 2, 2)
+    (error,) = run.errors
+    assert error.startswith("APIConnectionError: ")

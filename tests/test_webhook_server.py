@@ -18,11 +18,12 @@ import pytest
 import requests
 
 from django_stripe_customers.stripe.webhooks import sign_payload
+from tests.processes import stop
 
 ROOT = Path(__file__).resolve().parent.parent
-SECRET = "whsec_test_server"
+SECRET = "whsec_tests_not_secret"  # tests/settings_file_db.py's WEBHOOK_SECRETS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.standalone]
 
 
 def free_port() -> int:
@@ -40,7 +41,6 @@ def webhook_server(tmp_path_factory):
         "PYTHONPATH": str(ROOT),
         "DJANGO_SETTINGS_MODULE": "tests.settings_file_db",
         "TEST_DB_PATH": str(db),
-        "STRIPE_WEBHOOK_SECRET": SECRET,
         "CELERY_BROKER_URL": "memory://",  # no Celery app here: processing is not under test
     }
     subprocess.run(
@@ -50,14 +50,11 @@ def webhook_server(tmp_path_factory):
         timeout=120,
     )
     port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable, "-m", "gunicorn", "django.core.wsgi:get_wsgi_application()",
-            "--bind", f"127.0.0.1:{port}", "--workers", "1", "--log-level", "warning",
-        ],  # fmt: skip
-        env=env,
-        cwd=ROOT,
-    )
+    command = [
+        sys.executable, "-m", "gunicorn", "django.core.wsgi:get_wsgi_application()",
+        "--bind", f"127.0.0.1:{port}", "--workers", "1", "--log-level", "warning",
+    ]  # fmt: skip
+    server = subprocess.Popen(command, env=env, cwd=ROOT)
     url = f"http://127.0.0.1:{port}/stripe/webhook/"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -69,8 +66,7 @@ def webhook_server(tmp_path_factory):
     try:
         yield url
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        stop(server)
 
 
 def signed_event(event_id: str, **fields) -> tuple[bytes, dict[str, str]]:
@@ -84,7 +80,8 @@ def signed_event(event_id: str, **fields) -> tuple[bytes, dict[str, str]]:
         "data": {"object": {"id": "cus_Chunked0001", "object": "customer", **fields}},
     }
     body = json.dumps(payload).encode()
-    return body, {"Stripe-Signature": sign_payload(body, SECRET), "Content-Type": "application/json"}
+    headers = {"Stripe-Signature": sign_payload(body, SECRET), "Content-Type": "application/json"}
+    return body, headers
 
 
 def chunks(body: bytes, size: int = 7):

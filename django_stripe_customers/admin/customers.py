@@ -213,10 +213,9 @@ LIST_DEFERRED: Final = (
 class CustomerChangeList(ChangeList):
     """The list reads only the columns it shows (one query for the page, whatever its size)."""
 
-    def get_queryset(
-        self, request: HttpRequest, exclude_parameters: list[str | None] | None = None
-    ) -> QuerySet[Any]:
-        return super().get_queryset(request, exclude_parameters).defer(*LIST_DEFERRED)
+    def get_queryset(self, request: HttpRequest, *args: Any, **kwargs: Any) -> QuerySet[Any]:
+        # *args: Django 5.0 added ``exclude_parameters``; 4.2 has only ``request``.
+        return super().get_queryset(request, *args, **kwargs).defer(*LIST_DEFERRED)
 
 
 if TYPE_CHECKING:

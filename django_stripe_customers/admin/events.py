@@ -6,13 +6,15 @@ import json
 from typing import TYPE_CHECKING
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
-from ..models import WebhookEvent
+from ..models import Customer, WebhookEvent
 from ..sync.events import process_event
 
 if TYPE_CHECKING:
@@ -59,7 +61,13 @@ class WebhookEventAdmin(_EventModelAdmin):
         pretty = json.dumps(event.payload, indent=2, sort_keys=True, ensure_ascii=False)
         return format_html('<pre class="stripe-customers-json">{}</pre>', pretty)
 
-    @admin.action(description=_("Reprocess the selected events"), permissions=["view"])
+    def has_reprocess_permission(self, request: HttpRequest) -> bool:
+        """Reprocessing writes customers, as a pull does: it needs the same permission."""
+        opts = Customer._meta
+        codename = get_permission_codename("change", opts)
+        return request.user.has_perm(f"{opts.app_label}.{codename}")
+
+    @admin.action(description=_("Reprocess the selected events"), permissions=["reprocess"])
     def reprocess(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
         done, failures = 0, []
         for event in queryset.order_by("created", "id"):
@@ -72,7 +80,10 @@ class WebhookEventAdmin(_EventModelAdmin):
                 continue
             done += 1
         if done or not failures:
-            self.message_user(request, _("Reprocessed %(count)d event(s).") % {"count": done})
+            message = ngettext(
+                "Reprocessed %(count)d event.", "Reprocessed %(count)d events.", done
+            )
+            self.message_user(request, message % {"count": done})
         if failures:
             self.message_user(
                 request,

@@ -84,11 +84,15 @@ def pull_range(
     progress: Progress | None = None,
     *,
     client: StripeClient | None = None,
+    result: PullResult | None = None,
 ) -> PullResult:
-    """One pass over the customers created in ``[created_gte, created_lt)`` (None: unbounded)."""
+    """One pass over the customers created in ``[created_gte, created_lt)`` (None: unbounded).
+
+    Counts go into ``result`` when given, so a caller still has them if the pass fails.
+    """
     client = client or get_client()
     started = time.monotonic()
-    result = PullResult()
+    result = PullResult() if result is None else result
     params: dict[str, Any] = {}
     if created_gte is not None:
         params["created[gte]"] = created_gte

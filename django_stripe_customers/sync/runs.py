@@ -53,10 +53,12 @@ def pull_all(
         return _wait_for_run(run, progress, timeout)
     gte, lt = _bound(created_gte), _bound(created_lt)
     run = PullRun.objects.create(created_gte=gte, created_lt=lt, partitions=1)
+    result = PullResult()
     try:
-        result = pull_range(gte, lt, progress, client=client)
-    except Exception as exc:
-        record_partition(run.pk, PullResult(errors=[_describe(exc)]))
+        pull_range(gte, lt, progress, client=client, result=result)
+    except Exception as exc:  # recorded with what was written before it, then raised as it was
+        result.errors.append(_describe(exc))
+        record_partition(run.pk, result, stopped=True)
         raise
     record_partition(run.pk, result)
     return result
@@ -97,8 +99,12 @@ def partition_range(
     return [(a, b) for a, b in pairwise(edges) if b > a]
 
 
-def record_partition(run_pk: int, result: PullResult) -> None:
-    """Add one partition's counts to its run; the last partition closes the run."""
+def record_partition(run_pk: int, result: PullResult, *, stopped: bool = False) -> None:
+    """Add one partition's counts to its run; the last partition closes the run.
+
+    ``stopped``: the partition failed part-way; ``result`` has what it wrote before that. The
+    run is failed at once (it stays open until every partition has reported).
+    """
     counters = ("created", "updated", "unchanged", "marked_deleted", "pages", "requests")
     with transaction.atomic():
         run = PullRun.objects.select_for_update().get(pk=run_pk)
@@ -106,9 +112,12 @@ def record_partition(run_pk: int, result: PullResult) -> None:
             setattr(run, name, getattr(run, name) + getattr(result, name))
         run.errors = [*run.errors, *result.errors]
         run.partitions_done += 1
+        if stopped:
+            run.status = PullRun.Status.FAILED
         if run.partitions_done >= run.partitions:
             run.finished_at = django_timezone.now()
-            failed = run.errors and not (run.created or run.updated or run.unchanged)
+            nothing_seen = run.errors and not (run.created or run.updated or run.unchanged)
+            failed = run.status == PullRun.Status.FAILED or nothing_seen
             run.status = PullRun.Status.FAILED if failed else PullRun.Status.SUCCEEDED
         run.save()
 

@@ -6,83 +6,20 @@ they never print a traceback.
 
 from __future__ import annotations
 
-import time
-from argparse import ArgumentParser, ArgumentTypeError
+from argparse import ArgumentParser
 from contextlib import nullcontext
-from datetime import datetime, timezone
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management.base import BaseCommand, CommandError, OutputWrapper
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.db.models import Count
 
 from ...models import Customer, PullRun, SyncStatus, WebhookEvent
 from ...stripe import StripeError
-from ...sync import events, pages, pull, push, runs
-
-
-def parse_moment(value: str) -> int:
-    """A unix timestamp, or an ISO 8601 date/datetime (UTC unless it says otherwise)."""
-    if value.isdigit():
-        return int(value)
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ArgumentTypeError(
-            f"{value!r} is not a date: use YYYY-MM-DD, an ISO datetime or a unix timestamp"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp())
-
-
-class Progress:
-    """One line rewritten in place on a terminal; a plain line every few seconds otherwise."""
-
-    def __init__(self, stream: OutputWrapper, every: float = 5.0) -> None:
-        self.stream, self.is_tty, self.every = stream, stream.isatty(), every
-        self._last = 0.0
-
-    def __call__(self, result: pages.PullResult) -> None:
-        rate = result.seen / result.seconds if result.seconds > 0 else 0.0
-        line = (
-            f"{result.seen:,} customers ({result.created:,} new, {result.updated:,} updated) "
-            f"in {result.pages:,} pages, {result.seconds:.1f}s, {rate:,.0f}/s"
-        )
-        if self.is_tty:
-            self.stream.write(f"\r\033[K{line}", ending="")
-            self.stream.flush()
-        elif time.monotonic() - self._last >= self.every:
-            self._last = time.monotonic()
-            self.stream.write(line)
-
-    def done(self) -> None:
-        if self.is_tty:
-            self.stream.write("")
-
-
-class Bar:
-    """A progress bar over a known number of items (plain lines when not a terminal)."""
-
-    def __init__(self, stream: OutputWrapper, total: int, width: int = 30) -> None:
-        self.stream, self.total, self.width = stream, total, width
-        self.is_tty = stream.isatty()
-        self._last = 0.0
-
-    def update(self, done: int) -> None:
-        filled = self.width * done // max(self.total, 1)
-        line = f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total}"
-        if self.is_tty:
-            self.stream.write(f"\r{line}", ending="")
-            self.stream.flush()
-        elif time.monotonic() - self._last >= 5 or done == self.total:
-            self._last = time.monotonic()
-            self.stream.write(line)
-
-    def done(self) -> None:
-        if self.is_tty and self.total:
-            self.stream.write("")
+from ...sync import events, pull, push, runs
+from ..arguments import add_django_options, counted, parse_moment
+from ..progress import Bar, Progress
 
 
 class Command(BaseCommand):
@@ -93,7 +30,12 @@ class Command(BaseCommand):
         pull_parser = commands.add_parser(
             "pull", help="reconcile customers from Stripe (all, a created range, or some ids)"
         )
-        pull_parser.add_argument("stripe_ids", nargs="*", metavar="STRIPE_ID")
+        pull_parser.add_argument(
+            "stripe_ids",
+            nargs="*",
+            metavar="STRIPE_ID",
+            help="cus_... ids to pull one by one (default: every customer, paged)",
+        )
         pull_parser.add_argument(
             "--since", type=parse_moment, help="only customers created at or after DATE"
         )
@@ -121,7 +63,9 @@ class Command(BaseCommand):
         replay_parser = commands.add_parser(
             "replay", help="process stored webhook events again (some ids, or the failed ones)"
         )
-        replay_parser.add_argument("event_ids", nargs="*", metavar="EVENT_ID")
+        replay_parser.add_argument(
+            "event_ids", nargs="*", metavar="EVENT_ID", help="evt_... ids of stored events"
+        )
         replay_parser.add_argument("--failed", action="store_true", help="every failed event")
         events_parser = commands.add_parser(
             "events", help="catch up: store and apply customer events from Stripe's Events API"
@@ -129,7 +73,11 @@ class Command(BaseCommand):
         events_parser.add_argument(
             "--since", type=parse_moment, required=True, help="events created at or after DATE"
         )
-        commands.add_parser("status", help="counts by sync status, deleted, last full pull")
+        status_parser = commands.add_parser(
+            "status", help="counts by sync status, deleted, last full pull"
+        )
+        for subcommand in (pull_parser, push_parser, replay_parser, events_parser, status_parser):
+            add_django_options(subcommand)
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -178,32 +126,43 @@ class Command(BaseCommand):
             )
             self.stdout.write(f"{stripe_id}: {state}")
         if failures:
-            raise CommandError(f"{failures} of {len(stripe_ids)} customers could not be pulled")
+            total = counted(len(stripe_ids), "customer")
+            raise CommandError(f"{failures} of {total} could not be pulled")
 
     def pull_all(self, options: dict[str, Any]) -> None:
         progress = Progress(self.stdout)
         try:
-            result = runs.pull_all(
-                options["since"],
-                options["until"],
-                partitions=options["partitions"],
-                progress=progress,
-                timeout=options["timeout"],
-            )
-        finally:
-            progress.done()
+            try:
+                result = runs.pull_all(
+                    options["since"],
+                    options["until"],
+                    partitions=options["partitions"],
+                    progress=progress,
+                    timeout=options["timeout"],
+                )
+            finally:
+                progress.done()
+        except StripeError:
+            if progress.latest is not None and not options["dry_run"]:
+                done = progress.latest
+                self.stderr.write(
+                    f"Stopped after {counted(done.seen, 'customer')} ({done.created:,} new, "
+                    f"{done.updated:,} updated) in {counted(done.pages, 'page')}: those are "
+                    "written; the run is recorded as failed (see `stripe_customers status`)."
+                )
+            raise
         self.stdout.write(
             self.style.SUCCESS(
-                f"Pulled {result.seen:,} customers: {result.created:,} created, "
+                f"Pulled {counted(result.seen, 'customer')}: {result.created:,} created, "
                 f"{result.updated:,} updated, {result.unchanged:,} unchanged, "
-                f"{result.marked_deleted:,} marked deleted; {result.requests:,} requests "
-                f"({result.pages:,} pages) in {result.seconds:.1f}s."
+                f"{result.marked_deleted:,} marked deleted; {counted(result.requests, 'request')}"
+                f" ({counted(result.pages, 'page')}) in {result.seconds:.1f}s."
             )
         )
         for error in result.errors:
             self.stderr.write(error)
         if result.errors:
-            raise CommandError(f"{len(result.errors)} error(s) during the pull")
+            raise CommandError(f"{counted(len(result.errors), 'error')} during the pull")
 
     # -- push ---------------------------------------------------------------------------------
 
@@ -229,11 +188,12 @@ class Command(BaseCommand):
             bar.update(done)
         bar.done()
         summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
-        self.stdout.write(f"Pushed {len(pks)} customers: {summary or 'nothing to do'}.")
+        pushed = counted(len(pks), "customer")
+        self.stdout.write(f"Pushed {pushed}: {summary or 'nothing to do'}.")
         for failure in failures:
             self.stderr.write(failure)
         if failures:
-            raise CommandError(f"{len(failures)} of {len(pks)} pushes failed")
+            raise CommandError(f"{len(failures)} of {counted(len(pks), 'push', 'pushes')} failed")
 
     @staticmethod
     def _resolve(ref: str) -> int:
@@ -259,6 +219,9 @@ class Command(BaseCommand):
             missing = set(options["event_ids"]) - set(stored.values_list("event_id", flat=True))
             if missing:
                 raise CommandError(f"no stored event {', '.join(sorted(missing))}")
+        if not stored.exists():
+            self.stdout.write("No failed events to replay.")
+            return
         failures = 0
         for event in stored.order_by("created", "id"):
             if event.status != WebhookEvent.Status.IGNORED:
@@ -271,16 +234,18 @@ class Command(BaseCommand):
                 continue
             self.stdout.write(f"{event.event_id} ({event.type}): {status}")
         if failures:
-            raise CommandError(f"{failures} event(s) failed again")
+            raise CommandError(f"{counted(failures, 'event')} failed again")
 
     def catch_up(self, options: dict[str, Any]) -> None:
         result = events.catch_up(options["since"])
         self.stdout.write(
-            f"Listed {result.listed} events in {result.requests} requests: {result.stored} new, "
-            f"{result.processed} applied, {result.stale} stale, {result.failed} failed."
+            f"Listed {counted(result.listed, 'event')} in {counted(result.requests, 'request')}: "
+            f"{result.stored} new, {result.processed} applied, {result.stale} stale, "
+            f"{result.failed} failed."
         )
         if result.failed:
-            raise CommandError(f"{result.failed} event(s) failed: see `stripe_customers replay`")
+            failed = counted(result.failed, "event")
+            raise CommandError(f"{failed} failed: see `stripe_customers replay --failed`")
 
     # -- status -------------------------------------------------------------------------------
 
@@ -301,7 +266,7 @@ class Command(BaseCommand):
         else:
             self.stdout.write(
                 f"last full pull: {full.finished_at:%Y-%m-%d %H:%M:%S} UTC ({full.status}, "
-                f"{full.created + full.updated + full.unchanged:,} customers, "
-                f"{len(full.errors)} errors)"
+                f"{counted(full.created + full.updated + full.unchanged, 'customer')}, "
+                f"{counted(len(full.errors), 'error')})"
             )
 
