@@ -12,4 +12,4 @@ class StripeCustomersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, signals  # noqa: F401  (registers the checks and receivers)
+        from . import checks, push_checks, signals  # noqa: F401  (registers checks, receivers)

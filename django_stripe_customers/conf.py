@@ -47,6 +47,10 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     ],
     # Whether saving a Customer schedules a push to Stripe.
     "PUSH_ON_SAVE": True,
+    # How pushes (and webhook events) run: "celery" (a task for your workers), "inline" (in the
+    # saving process, right after the commit, in a background thread) or "auto": Celery when
+    # the project has a Celery app of its own, inline otherwise.
+    "PUSH_MODE": "auto",
     # The pending sweep (push_pending_task) re-enqueues rows pending for longer than this (s).
     "PUSH_SWEEP_AFTER": 60,
     # Seconds a push owns its request in flight before another may resend it (same key, so

@@ -13,7 +13,6 @@ import logging
 from functools import partial
 from typing import Any
 
-from celery.exceptions import Retry
 from django.db import transaction
 from django.db.models import DateTimeField, F, QuerySet, Value
 from django.db.models.functions import Coalesce
@@ -23,6 +22,7 @@ from django.utils import timezone
 
 from . import conf
 from .models import Customer, SyncStatus
+from .tasks import enqueue_push
 
 logger = logging.getLogger("django_stripe_customers.push")
 
@@ -69,37 +69,3 @@ def mark_pending(queryset: QuerySet[Customer]) -> int:
         for pk in pks:
             transaction.on_commit(partial(enqueue_push, pk))
     return count
-
-
-def enqueue_push(pk: int) -> None:
-    """Send ``push_customer_task(pk)`` to the broker, once, without waiting for it to recover.
-
-    If the broker cannot take it, the row stays pending and ``push_pending_task`` (the sweep)
-    pushes it later: the row is the outbox, so nothing is lost.
-    """
-    from .tasks import push_customer_task
-
-    _send_task(push_customer_task, pk, f"the push of customer {pk}", "push_pending_task")
-
-
-def enqueue_event(pk: int) -> None:
-    """Send ``process_webhook_event_task(pk)``; a stored event is never lost if this fails
-    (``process_pending_events_task`` and ``stripe_customers replay`` pick it up)."""
-    from .tasks import process_webhook_event_task
-
-    _send_task(process_webhook_event_task, pk, f"webhook event {pk}", "process_pending_events_task")
-
-
-def _send_task(task: Any, pk: int, what: str, sweep: str) -> None:
-    try:
-        task.apply_async((pk,), retry=False)
-    except Retry as exc:  # eager mode: the task ran here and failed; its row records it
-        logger.warning("%s failed when run eagerly (%s); %s will retry it.", what, exc, sweep)
-    except Exception as exc:  # the broker's errors vary by transport; the row is safe
-        logger.warning(
-            "Could not enqueue %s (%s: %s); %s will pick it up.",
-            what,
-            type(exc).__name__,
-            exc,
-            sweep,
-        )

@@ -1,4 +1,5 @@
-"""Celery tasks: thin wrappers around ``sync/``, with the retry policy for transient errors.
+"""Celery tasks: thin wrappers around ``sync/``, with the retry policy for transient errors;
+and ``enqueue_push``/``enqueue_event``, which run them as ``PUSH_MODE`` says (``dispatch``).
 
 Every task is ``acks_late`` (a worker that dies mid-task leaves the message to be redelivered)
 and retries ``StripeError``s that are transient (connection, timeout, 409, 429, 5xx) with
@@ -7,20 +8,21 @@ exponential backoff; permanent errors (bad key, 404, invalid request) fail at on
 
 from __future__ import annotations
 
-from datetime import timedelta
+import logging
+import time
+import uuid
 from typing import Any, NoReturn
 
 from celery import shared_task
 from celery.app.task import Task
+from celery.exceptions import Retry
 from django.db import DatabaseError
-from django.db.models import Q
-from django.utils import timezone
 
-from . import conf
-from .models import Customer, SyncStatus, WebhookEvent
-from .signals import enqueue_event, enqueue_push
+from . import conf, dispatch
 from .stripe import StripeError
 from .sync import events, pages, pull, push, runs
+
+logger = logging.getLogger("django_stripe_customers.push")
 
 TASK_OPTIONS: dict[str, Any] = {
     "acks_late": True,
@@ -67,8 +69,10 @@ def pull_all_task(
         _retry_or_raise(self, exc)
 
 
-def _record_failed_slice(run_pk: int, exc: Exception) -> NoReturn:
-    runs.record_partition(run_pk, pages.PullResult(errors=[f"{type(exc).__name__}: {exc}"]))
+def _record_failed_slice(run_pk: int, result: pages.PullResult, exc: Exception) -> NoReturn:
+    """Record what the slice wrote before it failed for good, then raise as it was."""
+    result.errors.append(f"{type(exc).__name__}: {exc}")
+    runs.record_partition(run_pk, result, stopped=True)
     raise exc
 
 
@@ -76,15 +80,19 @@ def _record_failed_slice(run_pk: int, exc: Exception) -> NoReturn:
 def pull_slice_task(
     self: Task[Any, Any], created_gte: int, created_lt: int, run_pk: int
 ) -> dict[str, Any]:
-    """One slice of a partitioned pull: customers created in ``[created_gte, created_lt)``."""
+    """One slice of a partitioned pull: customers created in ``[created_gte, created_lt)``.
+
+    Only the last try reports to the run (a retried slice pulls again from the start), with
+    what it wrote even when it fails."""
+    result = pages.PullResult()
     try:
-        result = pages.pull_range(created_gte, created_lt)
+        pages.pull_range(created_gte, created_lt, result=result)
     except StripeError as exc:
         if exc.is_transient and self.request.retries < (self.max_retries or 0):
             _retry_or_raise(self, exc)
-        _record_failed_slice(run_pk, exc)
+        _record_failed_slice(run_pk, result, exc)
     except Exception as exc:  # recorded so the run still closes, then raised as it was
-        _record_failed_slice(run_pk, exc)
+        _record_failed_slice(run_pk, result, exc)
     runs.record_partition(run_pk, result)
     return result.as_dict()
 
@@ -104,12 +112,8 @@ def push_pending_task(older_than: float | None = None, limit: int = 1000) -> int
     """The outbox sweep: re-enqueue rows pending for longer than ``older_than`` seconds
     (default setting ``PUSH_SWEEP_AFTER``) and pushes whose worker died mid-request."""
     seconds = conf.get_setting("PUSH_SWEEP_AFTER") if older_than is None else older_than
-    threshold = timezone.now() - timedelta(seconds=seconds)
-    stale = Customer.objects.filter(
-        Q(sync_status=SyncStatus.PENDING, pending_since__lt=threshold, deleted=False)
-        | Q(push_intent__isnull=False, pending_since__lt=threshold)
-    )
-    pks = list(stale.order_by("pending_since").values_list("pk", flat=True)[:limit])
+    overdue = push.overdue(seconds).order_by("pending_since")
+    pks = list(overdue.values_list("pk", flat=True)[:limit])
     for pk in pks:
         enqueue_push(pk)  # one row's failure (or a broker hiccup) does not stop the sweep
     return len(pks)
@@ -150,13 +154,102 @@ def process_pending_events_task(
     (default ``PUSH_SWEEP_AFTER``): their message was lost, or they failed and ran out of
     Celery retries. Events that failed ``max_attempts`` times are left for ``replay``."""
     seconds = conf.get_setting("PUSH_SWEEP_AFTER") if older_than is None else older_than
-    threshold = timezone.now() - timedelta(seconds=seconds)
-    stale = WebhookEvent.objects.filter(
-        status__in=(WebhookEvent.Status.RECEIVED, WebhookEvent.Status.FAILED),
-        received_at__lt=threshold,
-        attempts__lt=max_attempts,
-    )
-    pks = list(stale.order_by("created", "id").values_list("pk", flat=True)[:limit])
+    overdue = events.overdue_events(seconds, max_attempts).order_by("created", "id")
+    pks = list(overdue.values_list("pk", flat=True)[:limit])
     for pk in pks:
         enqueue_event(pk)
     return len(pks)
+
+
+# -- running them ------------------------------------------------------------------------------
+
+
+def enqueue_push(pk: int) -> None:
+    """Run the push of row ``pk`` as ``PUSH_MODE`` says, holding the caller a second at most
+    for a broker (up to ``INLINE_WAIT`` for an inline push). What does not run stays pending
+    and the sweep (``push_pending_task``, or the inline thread) sends it later."""
+    _run(push_customer_task, pk, f"the push of customer {pk}", "push_pending_task")
+
+
+def enqueue_event(pk: int) -> None:
+    """Apply stored webhook event ``pk`` as ``PUSH_MODE`` says; a stored event is never lost
+    (``process_pending_events_task`` and ``stripe_customers replay`` pick it up)."""
+    _run(process_webhook_event_task, pk, f"webhook event {pk}", "process_pending_events_task")
+
+
+def _run(task: Any, pk: int, what: str, sweep: str) -> None:
+    if dispatch.push_mode() == "inline":
+        job = _inline_push if task is push_customer_task else _inline_event
+        dispatch.run_soon(
+            lambda: job(pk), what, wait=dispatch.INLINE_WAIT, worker=dispatch.RUNNER
+        )
+        return
+    if dispatch.is_eager(dispatch.project_celery_app()):  # runs here, now (tests)
+        _send(task, pk, what, sweep)
+        return
+    dispatch.run_soon(
+        lambda: _send(task, pk, what, sweep),
+        f"sending {what} to the broker",
+        wait=dispatch.ENQUEUE_TIMEOUT,
+        worker=dispatch.SENDER,
+    )
+
+
+def _send(task: Any, pk: int, what: str, sweep: str) -> None:
+    try:
+        task.apply_async((pk,), retry=False)
+    except Retry as exc:  # eager mode: the task ran here and failed; its row records it
+        logger.warning("%s failed when run eagerly (%s); %s will retry it.", what, exc, sweep)
+    except Exception as exc:  # the broker's errors vary by transport; the row is safe
+        logger.warning(
+            "Could not enqueue %s (%s: %s); %s will pick it up (schedule it with Celery beat: "
+            "see the README's Install section).",
+            what,
+            type(exc).__name__,
+            exc,
+            sweep,
+        )
+
+
+def _inline_push(pk: int) -> None:
+    """A push in this process: as the task does, then the inline sweep."""
+    try:
+        result = push.push_customer(pk, owner=f"inline-{uuid.uuid4()}")
+    except StripeError as exc:  # transient: the row stays pending, the inline sweep retries
+        logger.warning("The push of customer %s will be retried: %s", pk, exc)
+    else:
+        if result.still_pending and conf.get_setting("PUSH_ON_SAVE"):
+            enqueue_push(pk)
+    _inline_sweep()
+
+
+def _inline_event(pk: int) -> None:
+    try:
+        events.process_event(pk)
+    except Exception as exc:  # recorded on the event; the inline sweep retries it
+        logger.warning("Webhook event %s will be retried: %s", pk, exc)
+    _inline_sweep()
+
+
+_last_inline_sweep = 0.0
+
+
+def _inline_sweep() -> None:
+    """Without Celery beat, the inline thread sweeps itself: at most once per
+    ``PUSH_SWEEP_AFTER``, it retries overdue pushes and events (up to 100 of each)."""
+    global _last_inline_sweep
+    seconds = float(conf.get_setting("PUSH_SWEEP_AFTER"))
+    if time.monotonic() - _last_inline_sweep < seconds:
+        return
+    _last_inline_sweep = time.monotonic()
+    for pk in push.overdue(seconds).order_by("pending_since").values_list("pk", flat=True)[:100]:
+        try:
+            push.push_customer(pk, owner=f"inline-sweep-{uuid.uuid4()}")
+        except StripeError as exc:
+            logger.warning("The push of customer %s will be retried: %s", pk, exc)
+    overdue_events = events.overdue_events(seconds).order_by("created", "id")
+    for pk in overdue_events.values_list("pk", flat=True)[:100]:
+        try:
+            events.process_event(pk)
+        except Exception as exc:  # recorded on the event
+            logger.warning("Webhook event %s will be retried: %s", pk, exc)

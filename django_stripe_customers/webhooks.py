@@ -20,9 +20,9 @@ from django.views.decorators.http import require_POST
 
 from . import conf
 from .models import WebhookEvent
-from .signals import enqueue_event
 from .stripe.webhooks import WebhookSignatureError, verify_signature
 from .sync.events import store_event
+from .tasks import enqueue_event
 
 logger = logging.getLogger("django_stripe_customers.webhooks")
 

@@ -15,4 +15,5 @@ STRIPE_CUSTOMERS = {
     "API_BASE": os.environ.get("TEST_API_BASE", "http://127.0.0.1:9"),
     "MAX_RETRIES": int(os.environ.get("STRIPE_TEST_MAX_RETRIES", "2")),
     "WEBHOOK_SECRETS": ["whsec_tests_not_secret"],
+    "PUSH_MODE": os.environ.get("TEST_PUSH_MODE", "auto"),
 }

@@ -223,7 +223,6 @@ def test_an_admin_change_form_post_is_saved(admin_edit):
     assert outcome["name"] == "Renamed in the admin"
 
 
-@pytest.mark.xfail(strict=True, reason="push mode lands with the push-without-guesswork slice")
 def test_the_admin_edit_reaches_stripe_with_no_celery_worker_running(project, admin_edit):
     stripe_id, _ = admin_edit
     deadline = time.monotonic() + 5

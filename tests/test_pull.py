@@ -11,7 +11,11 @@ from django.test.utils import CaptureQueriesContext
 
 from django_stripe_customers import schema
 from django_stripe_customers.models import Customer, PullRun, SyncStatus
-from django_stripe_customers.stripe import APIConnectionError, InvalidRequestError
+from django_stripe_customers.stripe import (
+    APIConnectionError,
+    AuthenticationError,
+    InvalidRequestError,
+)
 from django_stripe_customers.stripe.factory import get_client
 from django_stripe_customers.sync import apply_customer, pull_all, pull_customer
 from tests.faultproxy import AFTER, REFUSE, FaultProxy
@@ -306,3 +310,26 @@ def test_a_pull_that_fails_half_way_records_what_it_wrote(stripe_settings, setti
     assert (run.created, run.updated, run.unchanged, run.pages, run.requests) == (200, 0, 0, 2, 2)
     (error,) = run.errors
     assert error.startswith("APIConnectionError: ")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_partitioned_slice_that_fails_records_what_it_wrote(stripe_settings, settings):
+    from tests.faultproxy import STATUS
+
+    stripe_settings.seed(150, spacing=60)
+    with FaultProxy(stripe_settings.url) as proxy:
+        settings.STRIPE_CUSTOMERS = {
+            **settings.STRIPE_CUSTOMERS,
+            "API_BASE": proxy.url,
+            "MAX_RETRIES": 0,
+        }
+        # The older slice's one (empty) page and the newer slice's first page go through;
+        # its second page is refused for good (401).
+        proxy.enqueue(AFTER(2, STATUS(401, method="GET", path="/v1/customers")))
+        with pytest.raises(AuthenticationError):
+            pull_all(created_gte=0, created_lt=2**31, partitions=2)
+
+    run = PullRun.objects.get()
+    assert run.status == PullRun.Status.FAILED
+    assert run.created == Customer.objects.count() == 100, "the run counts what was written"
+    assert any("AuthenticationError" in error for error in run.errors)

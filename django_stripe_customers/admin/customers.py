@@ -18,7 +18,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.utils.formats import date_format
 from django.utils.html import format_html
@@ -31,6 +31,7 @@ from ..models import Customer, SyncStatus, WebhookEvent
 from ..stripe import StripeError
 from ..sync.pull import fields_from_stripe, pull_customer
 from ..sync.push import compute_request, push_customer
+from .outbox import OverduePushFilter, overdue_notice
 
 # -- amounts -----------------------------------------------------------------------------------
 
@@ -242,7 +243,15 @@ class CustomerAdmin(_CustomerModelAdmin):
     list_display_links = ("email", "name")
     search_fields = ("email", "name", "phone", "stripe_id")
     search_help_text = _("Email, name, phone, Stripe id or a metadata value.")
-    list_filter = ("sync_status", "deleted", "delinquent", "livemode", "currency", "tax_exempt")
+    list_filter = (
+        "sync_status",
+        OverduePushFilter,
+        "deleted",
+        "delinquent",
+        "livemode",
+        "currency",
+        "tax_exempt",
+    )
     raw_id_fields = ("user",)
     actions = ("pull_from_stripe", "push_to_stripe", "retry_failed_pushes")
 
@@ -353,6 +362,14 @@ class CustomerAdmin(_CustomerModelAdmin):
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return CustomerChangeList
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        notice = overdue_notice(request.path)
+        if notice is not None and request.method == "GET":
+            self.message_user(request, notice, messages.WARNING)
+        return super().changelist_view(request, extra_context)
 
     @admin.display(description=_("sync"), ordering="sync_status")
     def sync_status_badge(self, customer: Customer) -> SafeString:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone as django_timezone
 
 from ..conf import get_setting, key_is_live
@@ -71,6 +72,18 @@ def store_event(payload: dict[str, Any], source: str = "webhook") -> tuple[Webho
     except IntegrityError:  # the same event delivered twice at once: the other one stored it
         return WebhookEvent.objects.get(event_id=event_id), False
     return event, True
+
+
+def overdue_events(older_than: float, max_attempts: int = 10) -> QuerySet[WebhookEvent]:
+    """Stored events not applied after ``older_than`` seconds: their message was lost, or they
+    failed and ran out of retries. Events that failed ``max_attempts`` times are left for
+    ``replay``."""
+    threshold = django_timezone.now() - timedelta(seconds=older_than)
+    return WebhookEvent.objects.filter(
+        status__in=(Status.RECEIVED, Status.FAILED),
+        received_at__lt=threshold,
+        attempts__lt=max_attempts,
+    )
 
 
 def _mode_mismatch(live: bool) -> str:

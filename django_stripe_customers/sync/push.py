@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from .. import schema
@@ -279,6 +280,26 @@ def _this_process() -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
+def overdue(older_than: float) -> QuerySet[Customer]:
+    """Rows whose push is overdue: pending (or with a request in flight) for longer than
+    ``older_than`` seconds. What the sweep re-sends, and what the admin warns about."""
+    threshold = timezone.now() - timedelta(seconds=older_than)
+    return Customer.objects.filter(
+        Q(sync_status=SyncStatus.PENDING, pending_since__lt=threshold, deleted=False)
+        | Q(push_intent__isnull=False, pending_since__lt=threshold)
+    )
+
+
+def stuck(older_than: float) -> QuerySet[Customer]:
+    """Rows pending or failed for longer than ``older_than`` seconds (a person should look)."""
+    threshold = timezone.now() - timedelta(seconds=older_than)
+    return Customer.objects.filter(
+        sync_status__in=(SyncStatus.PENDING, SyncStatus.FAILED),
+        pending_since__lt=threshold,
+        deleted=False,
+    )
+
+
 def _send(client: StripeClient, intent: dict[str, Any]) -> dict[str, Any]:
     """Step 2: the HTTP call, outside any transaction."""
     if intent["method"] == "create":
@@ -296,7 +317,8 @@ def _apply_answer(pk: int, intent: dict[str, Any], obj: dict[str, Any]) -> PushR
     answer that cannot be ordered against the row (the same second, a replay) is settled by
     retrieving the customer right after.
     """
-    from ..signals import customer_pushed, enqueue_push
+    from ..signals import customer_pushed
+    from ..tasks import enqueue_push
 
     fetched = Fetched.of(obj)
     with transaction.atomic():
