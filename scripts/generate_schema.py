@@ -42,7 +42,78 @@ WRITABLE_ON_UPDATE: Final[frozenset[str]] = frozenset(UPDATE_PARAMS) - {"expand"
 EXPANDABLE_ATTRIBUTES: Final[frozenset[str]] = frozenset(
     name for name, spec in OBJECT_ATTRIBUTES.items() if spec.get("expandable")
 )
+
+
+def _having(role: str, value: Any = True) -> tuple[str, ...]:
+    return tuple(name for name, roles in ROLES.items() if roles[role] == value)
+
+
+#: Attributes with a column of their own name (all but ``id``, ``object``, ``deleted``).
+MIRRORED: Final[tuple[str, ...]] = _having("mirrored")
+#: Attributes a local edit sends to Stripe (on create, on update or both).
+PUSHABLE: Final[tuple[str, ...]] = tuple(name for name in MIRRORED if ROLES[name]["sent"])
+#: Attributes only Stripe sets (nothing local is ever sent for them).
+STRIPE_MANAGED: Final[tuple[str, ...]] = tuple(
+    name for name in MIRRORED if not ROLES[name]["sent"]
+)
+#: Pushable attributes Stripe takes on create only (``test_clock``).
+CREATE_ONLY: Final[tuple[str, ...]] = _having("sent", ("create",))
+#: Pushable attributes Stripe takes on update only (``default_source``).
+UPDATE_ONLY: Final[tuple[str, ...]] = _having("sent", ("update",))
+#: Attributes Stripe omits unless expanded (``expand[]``): objects and lists.
+INCLUDABLE: Final[tuple[str, ...]] = _having("includable")
+#: Expandable attributes whose column holds an id (an expanded object is reduced to its id).
+ID_EXPANDABLE: Final[tuple[str, ...]] = _having("id_expandable")
+#: Attributes holding a unix time (stored as an aware datetime).
+TIMESTAMPS: Final[tuple[str, ...]] = _having("column", "datetime")
 '''
+
+#: Parameters of the same name as an attribute that set a write-only setting, not the
+#: attribute (``cash_balance[settings]``, ``tax[ip_address]``): Stripe computes the attribute,
+#: so for the mirror it is Stripe-managed. A fact about Stripe's API the spec data does not say.
+SETTING_PARAMS = frozenset({"cash_balance", "tax"})
+#: Attributes without a column of their own name: ``id`` is ``stripe_id``, ``object`` is
+#: constant, ``deleted`` is set by the deletion paths only.
+NOT_MIRRORED = frozenset({"id", "object", "deleted"})
+#: Column kind of each attribute type.
+COLUMNS = {
+    "string": "char",
+    "integer": "bigint",
+    "boolean": "boolean",
+    "timestamp": "datetime",
+    "object": "json",
+    "map": "json",
+    "array<string>": "json",
+    "list_object": "json",
+}
+#: Length of a string column Stripe publishes no limit for (ids, codes).
+DEFAULT_MAX_LENGTH = 255
+
+
+def roles(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each attribute's role in the mirror, from the object's attributes and the parameters."""
+    create, update = data["create_params"], data["update_params"]
+    result: dict[str, dict[str, Any]] = {}
+    for name, spec in data["object_attributes"].items():
+        param = create.get(name) or update.get(name) or {}
+        sent = tuple(
+            endpoint
+            for endpoint, params in (("create", create), ("update", update))
+            if name in params and name not in SETTING_PARAMS
+        )
+        column = COLUMNS[spec["type"]]
+        expandable = bool(spec.get("expandable"))
+        result[name] = {
+            "mirrored": name not in NOT_MIRRORED,
+            "sent": sent,
+            "column": column,
+            "max_length": param.get("maxLength", DEFAULT_MAX_LENGTH) if column == "char" else None,
+            "nullable": bool(spec["nullable"]),
+            "choices": tuple(spec.get("enum", ())),
+            "includable": expandable and spec["type"] != "string",
+            "id_expandable": expandable and spec["type"] == "string",
+        }
+    return result
 
 
 def render(data: dict[str, Any]) -> str:
@@ -66,6 +137,10 @@ def render(data: dict[str, Any]) -> str:
         const("CREATE_PARAMS", data["create_params"], "dict[str, dict[str, Any]]"),
         const("UPDATE_PARAMS", data["update_params"], "dict[str, dict[str, Any]]"),
         const("LIST_PARAMS", data["list_params"], "dict[str, dict[str, Any]]"),
+        "\n#: name -> its role in the mirror: mirrored (a column of its name), sent (on which\n"
+        "#: endpoints a local edit is sent: create, update; none: Stripe-managed), column kind,\n"
+        "#: max_length, nullable, choices, includable (omitted unless expanded), id_expandable.\n",
+        const("ROLES", roles(data), "dict[str, dict[str, Any]]"),
         FOOTER,
     ]
     return "".join(parts[:1]) + "\n".join(p.rstrip("\n") + "\n" for p in parts[1:])

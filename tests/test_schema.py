@@ -47,3 +47,41 @@ def test_documented_limits_are_present():
     assert schema.METADATA_LIMITS["key_max_length"] == 40
     assert schema.METADATA_LIMITS["value_max_length"] == 500
     assert schema.CREATE_PARAMS["tax_exempt"]["enum"] == ["exempt", "none", "reverse"]
+
+
+def test_every_attribute_has_a_role_and_the_lists_derive_from_them():
+    assert set(schema.ROLES) == set(schema.OBJECT_ATTRIBUTES)
+    assert set(schema.MIRRORED) == set(schema.OBJECT_ATTRIBUTES) - {"id", "object", "deleted"}
+    assert set(schema.PUSHABLE) | set(schema.STRIPE_MANAGED) == set(schema.MIRRORED)
+    assert not set(schema.PUSHABLE) & set(schema.STRIPE_MANAGED)
+    assert set(schema.CREATE_ONLY) | set(schema.UPDATE_ONLY) <= set(schema.PUSHABLE)
+
+
+@pytest.mark.parametrize(
+    ("name", "sent"),
+    [
+        ("email", ("create", "update")),
+        ("test_clock", ("create",)),  # Stripe takes it when it creates the customer only
+        ("default_source", ("update",)),  # no such parameter on create
+        ("cash_balance", ()),  # its parameter sets a write-only setting: Stripe computes it
+        ("tax", ()),
+        ("currency", ()),
+        ("created", ()),
+    ],
+)
+def test_roles_say_when_an_attribute_is_sent(name, sent):
+    assert schema.ROLES[name]["sent"] == sent
+
+
+def test_roles_give_the_column_kind_and_stripes_limits():
+    assert schema.ROLES["email"]["column"] == "char"
+    assert schema.ROLES["email"]["max_length"] == schema.CREATE_PARAMS["email"]["maxLength"]
+    assert schema.ROLES["balance"]["column"] == "bigint"
+    assert schema.ROLES["created"]["column"] == "datetime"
+    assert schema.ROLES["metadata"]["column"] == "json"
+    choices = tuple(schema.CREATE_PARAMS["tax_exempt"]["enum"])
+    assert schema.ROLES["tax_exempt"]["choices"] == choices
+    assert set(schema.INCLUDABLE) == {
+        "cash_balance", "invoice_credit_balance", "sources", "subscriptions", "tax", "tax_ids"
+    }  # fmt: skip
+    assert set(schema.ID_EXPANDABLE) == {"default_source", "test_clock"}
