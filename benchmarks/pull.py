@@ -122,8 +122,8 @@ def child_ours(profile: bool = False) -> int:
 
     from django.db import connection
 
+    from django_stripe_customers.clients import get_client
     from django_stripe_customers.models import Customer
-    from django_stripe_customers.stripe.factory import get_client
     from django_stripe_customers.sync import pull_all
 
     get_client()  # build the client (settings read, session made) before the clock starts

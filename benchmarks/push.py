@@ -200,8 +200,8 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
 
     from django.db import transaction
 
+    from django_stripe_customers.clients import get_client
     from django_stripe_customers.models import Customer, SyncStatus
-    from django_stripe_customers.stripe.factory import get_client
     from django_stripe_customers.sync.push import push_customer
     from django_stripe_customers.tasks import push_pending_task
 

@@ -12,4 +12,5 @@ class StripeCustomersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, push_checks, signals  # noqa: F401  (registers checks, receivers)
+        # Django's app loading forces these to wait for ready(): they import the models.
+        from . import checks, push_checks, receivers  # noqa: F401  (registers them)

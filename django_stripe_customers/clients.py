@@ -1,4 +1,4 @@
-"""``get_client()``: a ``StripeClient`` built from the Django settings (via ``conf``).
+"""``get_client()``: the ``StripeClient`` for the project's settings (read through ``conf``).
 
 Settings are read on every call (so ``override_settings`` just works); clients are cached per
 distinct configuration so their connection pools are reused.
@@ -10,7 +10,8 @@ import hashlib
 import threading
 from typing import Any
 
-from .client import StripeClient
+from .conf import get_setting
+from .stripe import StripeClient
 
 #: Distinct configurations kept at once (e.g. one per connected account); oldest dropped first.
 _MAX_CACHED = 32
@@ -32,8 +33,6 @@ def get_client(**overrides: Any) -> StripeClient:
 
     Raises ``ImproperlyConfigured`` when no API key is configured.
     """
-    from django_stripe_customers.conf import get_setting
-
     options = {argument: get_setting(name) for argument, name in _SETTINGS.items()}
     options.update(overrides)
     # The secret is kept out of the cache key (a digest stands in) so no repr can show it.

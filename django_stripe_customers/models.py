@@ -10,11 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import F
+from django.dispatch import Signal
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import schema
+from .edits import Edit, check_edit
 from .saved_fields import (
     LOADED_ATTRIBUTE,
     changed_fields,
@@ -22,24 +25,30 @@ from .saved_fields import (
     remember,
     tracked_fields,
 )
-from .validation import VALIDATED_FIELDS, validate_customer_fields
 
 #: Length of columns holding Stripe ids and strings Stripe publishes no limit for.
 ID_LENGTH = 255
 
 
-def _max_length(attribute: str) -> int:
-    """Stripe's published maxLength for a writable string attribute, else ``ID_LENGTH``."""
-    spec = schema.CREATE_PARAMS.get(attribute) or schema.UPDATE_PARAMS.get(attribute) or {}
-    return int(spec.get("maxLength", ID_LENGTH))
-
-
-def _text(attribute: str, **kwargs: Any) -> models.CharField[str | None, str | None]:
-    return models.CharField(max_length=_max_length(attribute), null=True, blank=True, **kwargs)
-
-
-def _choices(attribute: str) -> list[tuple[str, str]]:
-    return [(value, value) for value in schema.OBJECT_ATTRIBUTES[attribute]["enum"]]
+def column(attribute: str, **options: Any) -> models.Field[Any, Any]:
+    """The column of a Stripe attribute, from its role in ``schema.ROLES``: its kind, Stripe's
+    length limit, its choices. Every column may be empty (a row made locally has no
+    ``created`` yet) but a non-nullable boolean, which is False until Stripe says otherwise."""
+    role = schema.ROLES[attribute]
+    kind = role["column"]
+    if kind == "boolean" and not role["nullable"]:
+        return models.BooleanField(default=False, **options)
+    empty: dict[str, Any] = {"null": True, "blank": True}
+    if kind == "char":
+        choices = [(value, value) for value in role["choices"]] or None
+        return models.CharField(max_length=role["max_length"], choices=choices, **empty, **options)
+    fields: dict[str, type[models.Field[Any, Any]]] = {
+        "bigint": models.BigIntegerField,
+        "boolean": models.BooleanField,
+        "datetime": models.DateTimeField,
+        "json": models.JSONField,
+    }
+    return fields[kind](**empty, **options)
 
 
 #: Bookkeeping a local save writes besides the edited fields (see ``signals``).
@@ -62,13 +71,27 @@ SYNC_COLUMNS: frozenset[str] = frozenset(
 )
 
 
+#: Sent (sender ``Customer``, ``pks``) when rows were marked pending outside ``save()``: the
+#: receivers schedule their push once the transaction commits, as after a save.
+marked_pending = Signal()
+
+
+def _mark_pending(queryset: models.QuerySet[Customer]) -> int:
+    pks = list(queryset.values_list("pk", flat=True))
+    count = Customer.objects.filter(pk__in=pks).update(
+        sync_status=SyncStatus.PENDING,
+        local_version=F("local_version") + 1,
+        pending_since=timezone.now(),
+    )
+    marked_pending.send(sender=Customer, pks=pks)
+    return count
+
+
 class CustomerQuerySet(models.QuerySet["Customer"]):
     def mark_pending(self) -> int:
         """Mark these rows as edited locally and schedule their push (``QuerySet.update()``
         alone sends no signal, so it does not push); returns how many rows were marked."""
-        from .signals import mark_pending
-
-        return mark_pending(self)
+        return _mark_pending(self)
 
 
 class CustomerManager(models.Manager["Customer"]):
@@ -77,9 +100,7 @@ class CustomerManager(models.Manager["Customer"]):
 
     def mark_pending(self, queryset: models.QuerySet[Customer] | None = None) -> int:
         """``Customer.objects.mark_pending(qs)``: push rows changed by ``qs.update(...)``."""
-        from .signals import mark_pending
-
-        return mark_pending(self.get_queryset() if queryset is None else queryset)
+        return _mark_pending(self.get_queryset() if queryset is None else queryset)
 
 
 class SyncStatus(models.TextChoices):
@@ -95,38 +116,38 @@ class Customer(models.Model):
         _("Stripe id"), max_length=ID_LENGTH, unique=True, null=True, blank=True, editable=False
     )
 
-    # Attributes of Stripe's Customer object, under their API names.
-    address = models.JSONField(null=True, blank=True)
-    balance = models.BigIntegerField(
-        null=True, blank=True, default=0, help_text=_("In the currency's smallest unit.")
-    )
-    business_name = _text("business_name")
-    cash_balance = models.JSONField(null=True, blank=True)
-    created = models.DateTimeField(null=True, blank=True, db_index=True)
-    currency = _text("currency")
-    customer_account = _text("customer_account")
-    default_source = _text("default_source")
-    delinquent = models.BooleanField(null=True, blank=True, default=False)
-    description = _text("description")
-    discount = models.JSONField(null=True, blank=True)
-    email = _text("email", db_index=True)
-    individual_name = _text("individual_name")
-    invoice_credit_balance = models.JSONField(null=True, blank=True)
-    invoice_prefix = _text("invoice_prefix")
-    invoice_settings = models.JSONField(null=True, blank=True)
-    livemode = models.BooleanField(default=False)
-    metadata = models.JSONField(null=True, blank=True, default=dict)
-    name = _text("name")
-    next_invoice_sequence = models.BigIntegerField(null=True, blank=True)
-    phone = _text("phone")
-    preferred_locales = models.JSONField(null=True, blank=True, default=list)
-    shipping = models.JSONField(null=True, blank=True)
-    sources = models.JSONField(null=True, blank=True)
-    subscriptions = models.JSONField(null=True, blank=True)
-    tax = models.JSONField(null=True, blank=True)
-    tax_exempt = _text("tax_exempt", choices=_choices("tax_exempt"))
-    tax_ids = models.JSONField(null=True, blank=True)
-    test_clock = _text("test_clock")
+    # Attributes of Stripe's Customer object, under their API names (``schema.MIRRORED``);
+    # each column is made from the attribute's role. What is named here besides is particular
+    # to that attribute: defaults, indexes, help.
+    address = column("address")
+    balance = column("balance", default=0, help_text=_("In the currency's smallest unit."))
+    business_name = column("business_name")
+    cash_balance = column("cash_balance")
+    created = column("created", db_index=True)
+    currency = column("currency")
+    customer_account = column("customer_account")
+    default_source = column("default_source")
+    delinquent = column("delinquent", default=False)
+    description = column("description")
+    discount = column("discount")
+    email = column("email", db_index=True)
+    individual_name = column("individual_name")
+    invoice_credit_balance = column("invoice_credit_balance")
+    invoice_prefix = column("invoice_prefix")
+    invoice_settings = column("invoice_settings")
+    livemode = column("livemode")
+    metadata = column("metadata", default=dict)
+    name = column("name")
+    next_invoice_sequence = column("next_invoice_sequence")
+    phone = column("phone")
+    preferred_locales = column("preferred_locales", default=list)
+    shipping = column("shipping")
+    sources = column("sources")
+    subscriptions = column("subscriptions")
+    tax = column("tax")
+    tax_exempt = column("tax_exempt")
+    tax_ids = column("tax_ids")
+    test_clock = column("test_clock")
     deleted = models.BooleanField(
         default=False, db_index=True, help_text=_("Deleted in Stripe; the row is kept.")
     )
@@ -225,33 +246,25 @@ class Customer(models.Model):
         remember(self, fields)
 
     def clean_fields(self, exclude: Any = None) -> None:
-        """Stripe's types and limits on the values as they are (no coercion: ``1.5`` is not
-        ``1``, ``["x"]`` is not a name), then Django's own checks of the other fields."""
-        skipped = set(exclude or ())
-        errors: dict[str, list[ValidationError]] = {}
-        values = {name: getattr(self, name) for name in VALIDATED_FIELDS if name not in skipped}
-        try:
-            validate_customer_fields(values)
-        except ValidationError as exc:
-            errors = dict(exc.error_dict)
-        try:
-            super().clean_fields(exclude=[*skipped, *errors])
-        except ValidationError as exc:
-            for name, field_errors in exc.error_dict.items():
-                errors.setdefault(name, []).extend(field_errors)
-        if errors:
-            raise ValidationError(errors)
+        """Django's checks of the columns ``clean`` does not judge (Stripe's attributes are
+        checked there, as they are, without Django's coercion: ``1.5`` is not ``1``)."""
+        super().clean_fields(exclude=[*(exclude or ()), *schema.PUSHABLE])
 
     def clean(self) -> None:
-        """Changes Stripe cannot express (clearing a value it cannot unset), checked before
-        anything is sent; ``clean_fields`` has checked each value (``full_clean`` runs both)."""
-        from .sync.push import compute_request
+        """Whether Stripe can take this row's edits: every value that would be sent checked
+        against Stripe's rules, and changes Stripe cannot express refused (``full_clean``,
+        so the admin form, runs this)."""
+        self.requested_edit()
 
-        try:
-            validate_customer_fields({name: getattr(self, name) for name in VALIDATED_FIELDS})
-        except ValidationError:
-            return  # reported field by field by clean_fields
-        compute_request(self)
+    def requested_edit(self) -> Edit:
+        """The request to Stripe the row's edits call for (``edits.check_edit``); raises
+        ``ValidationError`` naming each field Stripe would refuse."""
+        return check_edit(
+            {name: getattr(self, name) for name in schema.PUSHABLE},
+            self.stripe_data,
+            stripe_id=self.stripe_id,
+            defaults=PUSHABLE_DEFAULTS,
+        )
 
     @property
     def dashboard_url(self) -> str | None:
@@ -261,6 +274,13 @@ class Customer(models.Model):
         mode = "" if self.livemode else "test/"
         return f"https://dashboard.stripe.com/{mode}customers/{self.stripe_id}"
 
+
+#: Column defaults of the pushable attributes: not sent when a customer is created.
+PUSHABLE_DEFAULTS: dict[str, Any] = {
+    field.name: field.get_default()
+    for field in Customer._meta.concrete_fields
+    if field.name in schema.PUSHABLE
+}
 
 #: The columns a ``save()`` of an existing row may write: all but ``SYNC_COLUMNS``.
 USER_FIELDS: list[models.Field[Any, Any]] = tracked_fields(Customer, SYNC_COLUMNS)

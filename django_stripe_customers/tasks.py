@@ -11,15 +11,17 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Any, NoReturn
+from functools import partial
+from typing import Any, Final, NoReturn
 
 from celery import shared_task
 from celery.app.task import Task
 from celery.exceptions import Retry
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 
 from . import conf, dispatch
-from .stripe import StripeError
+from .stripe import APIConnectionError, StripeError
+from .stripe.retry import retry_delay, should_retry
 from .sync import events, pages, pull, push, runs
 
 logger = logging.getLogger("django_stripe_customers.push")
@@ -31,11 +33,36 @@ TASK_OPTIONS: dict[str, Any] = {
 }
 
 
+#: The task's backoff: the client's retry policy, on a scale of minutes (5 s, 10 s, ... 5 min).
+TASK_RETRY_INITIAL: Final = 5.0
+TASK_RETRY_MAX: Final = 300.0
+
+
 def _retry_or_raise(task: Task[Any, Any], exc: StripeError) -> NoReturn:
-    """Retry a transient Stripe error with backoff (5 s, 10 s, ... capped at 5 min)."""
-    if exc.is_transient and task.request.retries < (task.max_retries or 0):
-        raise task.retry(exc=exc, countdown=min(5 * 2**task.request.retries, 300))
+    _retry_if_due(task, exc)
     raise exc
+
+
+def _retry_if_due(task: Task[Any, Any], exc: StripeError) -> None:
+    """Retry the task as the client retries a request (``stripe.retry``: connection errors,
+    409, 429, 5xx, and what ``Stripe-Should-Retry`` says), with a longer backoff."""
+    attempt = task.request.retries
+    retry = should_retry(
+        attempt=attempt,
+        max_retries=task.max_retries or 0,
+        status=exc.http_status,
+        headers=exc.headers,
+        connection_error=isinstance(exc, APIConnectionError),
+    )
+    if retry:
+        delay = retry_delay(
+            attempt=attempt,
+            headers=exc.headers,
+            initial=TASK_RETRY_INITIAL,
+            maximum=TASK_RETRY_MAX,
+            max_retry_after=TASK_RETRY_MAX,
+        )
+        raise task.retry(exc=exc, countdown=delay)
 
 
 @shared_task(bind=True, name="stripe_customers.pull_customer", **TASK_OPTIONS)
@@ -88,8 +115,7 @@ def pull_slice_task(
     try:
         pages.pull_range(created_gte, created_lt, result=result)
     except StripeError as exc:
-        if exc.is_transient and self.request.retries < (self.max_retries or 0):
-            _retry_or_raise(self, exc)
+        _retry_if_due(self, exc)
         _record_failed_slice(run_pk, result, exc)
     except Exception as exc:  # recorded so the run still closes, then raised as it was
         _record_failed_slice(run_pk, result, exc)
@@ -101,10 +127,9 @@ def pull_slice_task(
 def push_customer_task(self: Task[Any, Any], customer_pk: int) -> str:
     """Push one row's local edits (see ``push.push_customer``); returns the outcome."""
     try:
-        result = push.push_customer(customer_pk, owner=f"task-{self.request.id}")
+        return push_now(customer_pk, owner=f"task-{self.request.id}").outcome
     except StripeError as exc:
         _retry_or_raise(self, exc)
-    return result.outcome
 
 
 @shared_task(name="stripe_customers.push_pending", acks_late=True)
@@ -126,8 +151,15 @@ def process_webhook_event_task(self: Task[Any, Any], event_pk: int) -> str:
         return events.process_event(event_pk)
     except StripeError as exc:
         _retry_or_raise(self, exc)
-    except DatabaseError as exc:
-        raise self.retry(exc=exc, countdown=min(5 * 2**self.request.retries, 300)) from exc
+    except DatabaseError as exc:  # the database's turn to be away: the same backoff
+        delay = retry_delay(
+            attempt=self.request.retries,
+            headers={},
+            initial=TASK_RETRY_INITIAL,
+            maximum=TASK_RETRY_MAX,
+            max_retry_after=TASK_RETRY_MAX,
+        )
+        raise self.retry(exc=exc, countdown=delay) from exc
 
 
 @shared_task(bind=True, name="stripe_customers.catch_up_events", **TASK_OPTIONS)
@@ -211,15 +243,26 @@ def _send(task: Any, pk: int, what: str, sweep: str) -> None:
         )
 
 
+def push_now(pk: int, *, owner: str = "") -> push.PushResult:
+    """Push row ``pk`` here and now; edits saved meanwhile are pushed next, as ``PUSH_MODE``
+    says. Transient Stripe errors are raised (the row stays pending)."""
+    result = push.push_customer(pk, owner=owner)
+    if result.still_pending and conf.get_setting("PUSH_ON_SAVE"):
+        transaction.on_commit(partial(enqueue_push, pk))
+    return result
+
+
+def enqueue_slice(created_gte: int, created_lt: int, run_pk: int) -> None:
+    """Hand one slice of a partitioned pull to a Celery worker."""
+    pull_slice_task.delay(created_gte, created_lt, run_pk)
+
+
 def _inline_push(pk: int) -> None:
     """A push in this process: as the task does, then the inline sweep."""
     try:
-        result = push.push_customer(pk, owner=f"inline-{uuid.uuid4()}")
+        push_now(pk, owner=f"inline-{uuid.uuid4()}")
     except StripeError as exc:  # transient: the row stays pending, the inline sweep retries
         logger.warning("The push of customer %s will be retried: %s", pk, exc)
-    else:
-        if result.still_pending and conf.get_setting("PUSH_ON_SAVE"):
-            enqueue_push(pk)
     _inline_sweep()
 
 

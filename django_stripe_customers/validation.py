@@ -1,6 +1,8 @@
-"""Stripe's limits on the writable Customer fields, checked locally before anything is sent.
+"""Stripe's limits on the pushable Customer attributes, as Django validators.
 
-Every limit comes from ``schema`` (Stripe's data); the model, the admin and the API share these.
+Every limit comes from ``schema`` (Stripe's data) but for the few Stripe documents only in
+words (``invoice_prefix``, locales, countries); ``edits.check_edit`` runs them for every value
+it would send.
 """
 
 from __future__ import annotations
@@ -19,17 +21,6 @@ from .countries import COUNTRY_CODES
 Spec = dict[str, Any]
 Validator = Callable[[Any], None]
 
-#: Params whose Customer attribute is an object Stripe computes, shaped unlike the param
-#: (``cash_balance[settings]``, ``tax[ip_address]`` are write-only settings): not checked here.
-NOT_VALIDATED: Final = frozenset({"cash_balance", "tax"})
-
-#: Customer attributes a caller can write, each checked against its param spec.
-VALIDATED_FIELDS: Final[tuple[str, ...]] = tuple(
-    name
-    for name in schema.OBJECT_ATTRIBUTES
-    if (name in schema.WRITABLE_ON_CREATE or name in schema.WRITABLE_ON_UPDATE)
-    and name not in NOT_VALIDATED
-)
 
 #: Stripe documents ``invoice_prefix`` as uppercase letters or digits, at most 12; the spec data
 #: carries only ``maxLength`` 5000, so this one limit is not from ``schema``.
@@ -284,9 +275,9 @@ _SPECIFIC: Final[dict[str, Validator]] = {
     "preferred_locales": validate_preferred_locales,
 }
 
-#: Field name -> its validators (for ``Field.validators``, forms and serializers).
+#: Pushable attribute -> its validators.
 FIELD_VALIDATORS: Final[dict[str, list[Validator]]] = {
-    name: [_SPECIFIC.get(name) or spec_validator(name)] for name in VALIDATED_FIELDS
+    name: [_SPECIFIC.get(name) or spec_validator(name)] for name in schema.PUSHABLE
 }
 
 

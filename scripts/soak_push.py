@@ -37,7 +37,7 @@ What it does, all in this process and on loopback:
    whose retries ran out is taken over by the sweep as it is in production once its lease has
    passed (``PUSH_LEASE`` is set to 0 for the sweep: the eager task that owned it has ended);
    then every event not yet delivered is delivered, shuffled;
-5. checks, field by field over ``PUSHABLE_FIELDS``: what the script committed == the DB row ==
+5. checks, field by field over ``schema.PUSHABLE``: what the script committed == the DB row ==
    the emulator's stored customer (mapped through ``fields_from_stripe``); every row synced;
    exactly once: one Stripe customer per committed create, one ``customer.created`` event per
    create, at most one event per Idempotency-Key; no rolled-back value anywhere in the
@@ -283,7 +283,7 @@ def _footer_edit(values: Values, customer: Any) -> tuple[str, Any]:
 
 def _revert_edit(values: Values, customer: Any) -> tuple[str, Any]:
     """A field set back to its value in the last snapshot from Stripe (an undo)."""
-    from django_stripe_customers.sync.pull import fields_from_stripe
+    from django_stripe_customers.mirror import fields_from_stripe
 
     name = values.rng.choice(["name", "email", "phone", "description", "balance", "tax_exempt"])
     snapshot = fields_from_stripe(customer.stripe_data or {})
@@ -599,9 +599,9 @@ class Soak:
     # the checks ---------------------------------------------------------------------------
 
     def check(self) -> dict[str, list[str]]:
+        from django_stripe_customers import schema
+        from django_stripe_customers.mirror import fields_from_stripe
         from django_stripe_customers.models import Customer, SyncStatus
-        from django_stripe_customers.sync.pull import fields_from_stripe
-        from django_stripe_customers.sync.push import PUSHABLE_FIELDS
 
         problems: dict[str, list[str]] = defaultdict(list)
         stored = self.emulator.customers
@@ -623,7 +623,7 @@ class Soak:
                 continue
             by_stripe_id[row.stripe_id].append(row.pk)
             remote = fields_from_stripe(live[row.stripe_id])
-            for name in PUSHABLE_FIELDS:
+            for name in schema.PUSHABLE:
                 db = normalise(name, getattr(row, name))
                 stripe = normalise(name, remote.get(name))
                 if db != stripe:

@@ -19,8 +19,8 @@ from django_stripe_customers.admin import (
     format_amount,
     pending_changes,
 )
+from django_stripe_customers.clients import get_client
 from django_stripe_customers.models import Customer, PullRun, SyncStatus
-from django_stripe_customers.stripe.factory import get_client
 from tests.html_forms import form_fields
 
 pytestmark = pytest.mark.django_db(transaction=True)

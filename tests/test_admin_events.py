@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Permission
 
+from django_stripe_customers.clients import get_client
 from django_stripe_customers.models import Customer, WebhookEvent
-from django_stripe_customers.stripe.factory import get_client
 from django_stripe_customers.sync import events
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -15,11 +15,11 @@ from django.urls import reverse
 from rest_framework.permissions import AllowAny
 from rest_framework.test import APIClient
 
+from django_stripe_customers import schema
 from django_stripe_customers.api.filters import identifier_filter, parse_timestamp
 from django_stripe_customers.api.serializers import WRITABLE_FIELDS
+from django_stripe_customers.clients import clear_client_cache, get_client
 from django_stripe_customers.models import Customer, SyncStatus
-from django_stripe_customers.stripe.factory import clear_client_cache, get_client
-from django_stripe_customers.sync.pull import MIRRORED_FIELDS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -100,7 +100,7 @@ def test_retrieve_by_stripe_id_shows_stripe_object_plus_sync_fields(api, stripe_
 
     assert response.status_code == 200
     body = response.json()
-    expected = {"id", "object", *MIRRORED_FIELDS, "deleted", "pk"}
+    expected = {"id", "object", *schema.MIRRORED, "deleted", "pk"}
     assert set(body) == expected | {"sync_status", "synced_at", "sync_error"}
     remote = stripe_settings.customers[customer.stripe_id]
     assert body["id"] == customer.stripe_id == remote["id"]
@@ -339,7 +339,8 @@ def test_a_value_stripe_cannot_clear_is_refused_before_saving(api, stripe_settin
     response = api.patch(detail(customer.stripe_id), {"balance": None}, format="json")
 
     assert response.status_code == 400
-    assert response.json() == {"balance": ["balance: Stripe cannot clear this value once set"]}
+    refused = "balance: Stripe cannot clear this value once it is set"
+    assert response.json() == {"balance": [refused]}
     customer.refresh_from_db()
     assert customer.balance == 100 and customer.sync_status == SyncStatus.SYNCED
     assert posts(stripe_settings) == sent

@@ -450,7 +450,7 @@ def test_generic_request_reaches_other_endpoints(client: StripeClient) -> None:
 
 
 def test_get_client_reads_settings_lazily(stripe_backend: StripeBackend, settings: Any) -> None:
-    from django_stripe_customers.stripe.factory import get_client
+    from django_stripe_customers.clients import get_client
 
     settings.STRIPE_CUSTOMERS = {"API_KEY": LOCAL_KEY, "API_BASE": stripe_backend.url}
     customer = get_client().customers.create({"email": "factory@example.com"})

@@ -14,6 +14,7 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
 from django_stripe_customers import __version__, schema
+from django_stripe_customers.clients import clear_client_cache, get_client
 from django_stripe_customers.stripe import (
     APIConnectionError,
     APIError,
@@ -22,7 +23,6 @@ from django_stripe_customers.stripe import (
     RateLimitError,
     StripeClient,
 )
-from django_stripe_customers.stripe.factory import clear_client_cache, get_client
 
 KEY = "sk_test_DONOTLEAK1234567890"
 SECRET_PART = "DONOTLEAK"

@@ -7,9 +7,9 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
+from django_stripe_customers.clients import get_client
 from django_stripe_customers.management.commands.stripe_customers import Command
 from django_stripe_customers.models import Customer, PullRun
-from django_stripe_customers.stripe.factory import get_client
 from tests.faultproxy import AFTER, REFUSE, FaultProxy
 from tests.manage_subprocess import manage
 

@@ -9,8 +9,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 
+from django_stripe_customers.clients import get_client
 from django_stripe_customers.models import Customer, WebhookEvent
-from django_stripe_customers.stripe.factory import get_client
 from django_stripe_customers.stripe.webhooks import sign_payload
 from django_stripe_customers.sync import events
 

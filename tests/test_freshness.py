@@ -14,8 +14,8 @@ from email.utils import parsedate_to_datetime
 import pytest
 import requests
 
+from django_stripe_customers.clients import clear_client_cache, get_client
 from django_stripe_customers.models import Customer, SyncStatus, WebhookEvent
-from django_stripe_customers.stripe.factory import clear_client_cache, get_client
 from django_stripe_customers.sync import pull_all, pull_customer
 from django_stripe_customers.sync.freshness import CLOCK_SKEW, Verdict, agrees, judge
 from tests.faultproxy import HOLD_RESPONSE, FaultProxy

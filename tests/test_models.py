@@ -7,7 +7,6 @@ from django.db import models
 
 from django_stripe_customers import schema
 from django_stripe_customers.models import Customer
-from django_stripe_customers.sync.pull import MIRRORED_FIELDS
 
 KIND = {
     "string": (models.CharField, models.TextField),
@@ -31,7 +30,7 @@ def test_every_attribute_has_a_column_of_its_kind(name):
 
 
 def test_string_columns_hold_stripe_s_published_lengths():
-    for name in MIRRORED_FIELDS:
+    for name in schema.MIRRORED:
         spec = schema.CREATE_PARAMS.get(name) or schema.UPDATE_PARAMS.get(name) or {}
         field = Customer._meta.get_field(name)
         if isinstance(field, models.CharField) and "maxLength" in spec:

@@ -10,13 +10,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from django_stripe_customers import schema
+from django_stripe_customers.clients import get_client
 from django_stripe_customers.models import Customer, PullRun, SyncStatus
 from django_stripe_customers.stripe import (
     APIConnectionError,
     AuthenticationError,
     InvalidRequestError,
 )
-from django_stripe_customers.stripe.factory import get_client
 from django_stripe_customers.sync import apply_customer, pull_all, pull_customer
 from tests.faultproxy import AFTER, REFUSE, FaultProxy
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
+from django_stripe_customers.clients import clear_client_cache, get_client
 from django_stripe_customers.models import Customer, SyncStatus
 from django_stripe_customers.signals import customer_push_failed, customer_pushed
-from django_stripe_customers.stripe.factory import clear_client_cache, get_client
 from django_stripe_customers.sync import pull_customer, push
-from django_stripe_customers.sync.push import compute_request, push_customer
+from django_stripe_customers.sync.push import push_customer
 from django_stripe_customers.tasks import push_pending_task
 from tests.celery_app import app
 from tests.faultproxy import DROP_RESPONSE, RATE_LIMIT, STALL, STATUS, FaultProxy
@@ -322,7 +322,8 @@ def test_concurrent_local_and_remote_edits_to_different_fields_both_survive(
     customer.refresh_from_db()
     assert (customer.name, customer.email) == ("Local", "remote@example.com")
     assert customer.metadata == {"a": "local", "b": "remote"}
-    assert compute_request(customer) == ("update", {"name": "Local", "metadata": {"a": "local"}})
+    edit = customer.requested_edit()
+    assert (edit.method, edit.params) == ("update", {"name": "Local", "metadata": {"a": "local"}})
 
     push_customer(customer.pk)
     remote = stripe_settings.customers[customer.stripe_id]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from django_stripe_customers.stripe.client import retry_delay, should_retry
+from django_stripe_customers.stripe.retry import retry_delay, should_retry
 
 
 def decide(status=None, headers=None, *, attempt=0, max_retries=2, connection_error=False):

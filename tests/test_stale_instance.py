@@ -127,7 +127,7 @@ def test_the_created_webhook_racing_the_create_answer_leaves_one_row(
     """Stripe may deliver customer.created before the push has stored the create's answer."""
     import threading
 
-    from django_stripe_customers.stripe.factory import clear_client_cache
+    from django_stripe_customers.clients import clear_client_cache
     from tests.faultproxy import HOLD_RESPONSE, FaultProxy
     from tests.test_webhooks import SECRET, post
 

@@ -13,7 +13,6 @@ from django_stripe_customers import schema
 from django_stripe_customers.validation import (
     FIELD_VALIDATORS,
     INVOICE_PREFIX_MAX_LENGTH,
-    VALIDATED_FIELDS,
     validate_address,
     validate_customer_fields,
     validate_email,
@@ -376,7 +375,7 @@ def test_invoice_settings_cannot_be_emptied_with_an_empty_string():
 
 PLAIN_STRINGS = [
     name
-    for name in VALIDATED_FIELDS
+    for name in schema.PUSHABLE
     if name not in ("email", "invoice_prefix")
     and (schema.UPDATE_PARAMS.get(name) or PARAMS[name])["type"] == "string"
     and not (schema.UPDATE_PARAMS.get(name) or PARAMS[name]).get("list")
@@ -454,7 +453,7 @@ def test_fields_without_validators_are_ignored():
 
 
 def test_field_validators_cover_the_writable_attributes():
-    assert set(FIELD_VALIDATORS) == set(VALIDATED_FIELDS)
+    assert set(FIELD_VALIDATORS) == set(schema.PUSHABLE)
     assert {"cash_balance", "tax"}.isdisjoint(FIELD_VALIDATORS)
     assert {
         "email",

@@ -9,8 +9,8 @@ import pytest
 import requests
 from django.test import Client
 
+from django_stripe_customers.clients import get_client
 from django_stripe_customers.models import Customer, SyncStatus, WebhookEvent
-from django_stripe_customers.stripe.factory import get_client
 from django_stripe_customers.stripe.webhooks import sign_payload
 
 pytestmark = pytest.mark.django_db(transaction=True)

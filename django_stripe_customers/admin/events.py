@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from ..models import Customer, WebhookEvent
-from ..sync.events import process_event
+from ..sync.events import replay
 
 if TYPE_CHECKING:
     _EventModelAdmin = admin.ModelAdmin[WebhookEvent]
@@ -69,16 +69,9 @@ class WebhookEventAdmin(_EventModelAdmin):
 
     @admin.action(description=_("Reprocess the selected events"), permissions=["reprocess"])
     def reprocess(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
-        done, failures = 0, []
-        for event in queryset.order_by("created", "id"):
-            if event.status != WebhookEvent.Status.IGNORED:
-                WebhookEvent.objects.filter(pk=event.pk).update(status=WebhookEvent.Status.RECEIVED)
-            try:
-                process_event(event.pk)
-            except Exception as exc:  # recorded on the event by process_event
-                failures.append(f"{event.event_id} ({type(exc).__name__}: {exc})")
-                continue
-            done += 1
+        replayed = replay(queryset)
+        failures = [f"{r.event_id} ({r.error})" for r in replayed if r.error]
+        done = len(replayed) - len(failures)
         if done or not failures:
             message = ngettext(
                 "Reprocessed %(count)d event.", "Reprocessed %(count)d events.", done

@@ -1,7 +1,7 @@
 """``CustomerSerializer``: a row as Stripe's Customer object, plus the local sync bookkeeping.
 
-Writes are checked by ``validation.FIELD_VALIDATORS`` only (the model's own checks), so each
-error names the field and Stripe's limit, once.
+Writes are checked once, by the model's own ``requested_edit`` (``edits.check_edit``, as the
+model's ``clean`` and the push do), so each error names the field and Stripe's limit, once.
 """
 
 from __future__ import annotations
@@ -17,31 +17,24 @@ from rest_framework.fields import empty
 
 from .. import schema
 from ..models import Customer
-from ..sync.pull import MIRRORED_FIELDS
-from ..sync.push import PUSHABLE_FIELDS, compute_request
-from ..validation import FIELD_VALIDATORS
 
 #: Pushable, yet read-only here: it must name a source attached to the customer, and this app
 #: does not manage sources (Stripe has no ``default_source`` parameter on create either).
 NOT_WRITABLE: Final = frozenset({"default_source"})
 
-#: Attributes the API writes (on create and update), each checked by ``FIELD_VALIDATORS``.
+#: Attributes the API writes (on create and update).
 WRITABLE_FIELDS: Final[tuple[str, ...]] = tuple(
-    name for name in PUSHABLE_FIELDS if name not in NOT_WRITABLE
-)
-#: Writable when Stripe creates the customer only (``test_clock``).
-CREATE_ONLY_FIELDS: Final = frozenset(
-    name for name in WRITABLE_FIELDS if name not in schema.WRITABLE_ON_UPDATE
+    name for name in schema.PUSHABLE if name not in NOT_WRITABLE
 )
 AnyField = serializers.Field[Any, Any, Any, Any]
 
 
 class StripeAttributeField(serializers.Field[Any, Any, Any, Any]):
-    """A writable attribute, JSON as is: Stripe's types and limits are checked by the
-    validators alone (no coercion, no DRF length or choice checks repeating ours)."""
+    """A writable attribute, JSON as is: Stripe's types and limits are checked by the model's
+    ``requested_edit`` (no coercion, no DRF length or choice checks repeating it)."""
 
     def __init__(self, name: str) -> None:
-        super().__init__(required=False, allow_null=True, validators=FIELD_VALIDATORS[name])
+        super().__init__(required=False, allow_null=True)
         column = Customer._meta.get_field(name)
         assert isinstance(column, models.Field)
         self.column: models.Field[Any, Any] = column
@@ -99,7 +92,7 @@ class CustomerSerializer(serializers.ModelSerializer[Customer]):
             "id": serializers.ReadOnlyField(source="stripe_id"),
             "object": ConstantField("customer"),
         }
-        fields.update({name: _attribute_field(name) for name in MIRRORED_FIELDS})
+        fields.update({name: _attribute_field(name) for name in schema.MIRRORED})
         fields["deleted"] = serializers.ReadOnlyField()
         fields["pk"] = serializers.ReadOnlyField()
         fields["sync_status"] = serializers.ReadOnlyField()
@@ -123,22 +116,22 @@ class CustomerSerializer(serializers.ModelSerializer[Customer]):
         if customer is not None and customer.stripe_id:
             changed = {
                 name: [f"{name}: can only be set when the customer is created in Stripe"]
-                for name in CREATE_ONLY_FIELDS
+                for name in schema.CREATE_ONLY
                 if name in attrs and attrs[name] != getattr(customer, name)
             }
             if changed:
                 raise serializers.ValidationError(changed)
         candidate = Customer(**{**_values(customer), **attrs})
         try:
-            compute_request(candidate)
+            candidate.requested_edit()
         except DjangoValidationError as exc:
             raise serializers.ValidationError(serializers.as_serializer_error(exc)) from exc
         return attrs
 
 
 def _values(customer: Customer | None) -> dict[str, Any]:
-    """What ``compute_request`` reads of a row: its writable fields and its Stripe snapshot."""
+    """What ``requested_edit`` reads of a row: its pushable fields and its Stripe snapshot."""
     if customer is None:
         return {}
-    names = (*PUSHABLE_FIELDS, "stripe_id", "stripe_data")
+    names = (*schema.PUSHABLE, "stripe_id", "stripe_data")
     return {name: getattr(customer, name) for name in names}

@@ -62,48 +62,36 @@ if TYPE_CHECKING:
 LIST_PARAMS = FILTER_PARAMS | PAGINATION_PARAMS
 
 
-class Conflict(APIException):
-    status_code = 409
-    default_detail = "The request conflicts with the customer's state."
-    default_code = "conflict"
+class APIFailure(APIException):
+    """An answer with its own status: ``APIFailure(409, "...", code="deleted_in_stripe")``."""
 
-
-class NotInStripe(APIException):
-    status_code = 400
-    default_detail = "This customer is not in Stripe yet (no Stripe id): nothing to pull."
-    default_code = "not_in_stripe"
-
-
-class BadGateway(APIException):
-    status_code = 502
-    default_detail = "Stripe refused the request."
-    default_code = "stripe_error"
-
-
-class StripeUnavailable(APIException):
-    status_code = 503
-    default_detail = "Stripe is unavailable; try again later."
-    default_code = "stripe_unavailable"
+    def __init__(self, status: int, detail: str, *, code: str) -> None:
+        super().__init__(detail, code)
+        self.status_code = status
 
 
 def stripe_failure(exc: StripeError, customer: Customer) -> APIException:
     """The answer to a failed Stripe call; Stripe's words about the key are never repeated."""
     if isinstance(exc, InvalidRequestError) and exc.http_status == 404:
         customer.refresh_from_db(fields=["sync_error"])  # pull_customer recorded why
-        return Conflict(customer.sync_error or str(exc), code="not_in_stripe_account")
+        return APIFailure(409, customer.sync_error or str(exc), code="not_in_stripe_account")
     status = f"HTTP {exc.http_status}" if exc.http_status else "no answer"
     if exc.is_transient:
-        return StripeUnavailable(
+        return APIFailure(
+            503,
             f"Stripe could not be reached or is overloaded ({status}, {type(exc).__name__}); "
-            "nothing was changed, try again later."
+            "nothing was changed, try again later.",
+            code="stripe_unavailable",
         )
     if isinstance(exc, AuthenticationError | PermissionDeniedError):
-        return BadGateway(
+        return APIFailure(
+            502,
             f"Stripe refused this site's API key ({status}): check STRIPE_CUSTOMERS['API_KEY'].",
             code="stripe_authentication",
         )
     where = f", param {exc.param}" if exc.param else ""
-    return BadGateway(f"Stripe refused the request ({status}{where}): {exc.message}")
+    message = f"Stripe refused the request ({status}{where}): {exc.message}"
+    return APIFailure(502, message, code="stripe_error")
 
 
 class CustomerViewSet(
@@ -143,7 +131,8 @@ class CustomerViewSet(
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         customer = self.get_object()
         if customer.deleted:
-            raise Conflict(
+            raise APIFailure(
+                409,
                 f"Customer {customer.stripe_id} was deleted in Stripe; it cannot be updated.",
                 code="deleted_in_stripe",
             )
@@ -164,7 +153,11 @@ class CustomerViewSet(
         """Retrieve the customer from Stripe and apply it (unpushed local edits are kept)."""
         customer = self.get_object()
         if not customer.stripe_id:
-            raise NotInStripe()
+            raise APIFailure(
+                400,
+                "This customer is not in Stripe yet (no Stripe id): nothing to pull.",
+                code="not_in_stripe",
+            )
         try:
             pull_customer(customer.stripe_id)
         except StripeError as exc:

@@ -1,10 +1,10 @@
-"""The HTTP layer: Stripe's API spoken with ``requests``; knows nothing of Django models.
+"""The HTTP layer: Stripe's API spoken with ``requests``; knows nothing of Django.
 
-``factory.get_client()`` builds a client from Django settings; everything else here is
-Django-free.
+``django_stripe_customers.clients.get_client()`` builds a client from the Django settings.
 """
 
-from .client import CustomersResource, StripeClient
+from .client import StripeClient
+from .customers import CustomersResource
 from .encoding import encode_params
 from .errors import (
     APIConnectionError,

@@ -1,22 +1,20 @@
 """StripeClient: Stripe's HTTP API over a pooled ``requests.Session``.
 
-Auth, API version, idempotency keys, retries with backoff, paging. The retry decision and the
-delay are pure functions (``should_retry``, ``retry_delay``) so they can be tested on their own.
+Auth, API version, idempotency keys, retries with backoff (the policy is ``retry``), paging.
+``client.customers`` is the Customers endpoints (``customers``).
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import random
 import re
 import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeAlias
-from urllib.parse import quote, urlsplit
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -24,21 +22,20 @@ from urllib3.exceptions import ReadTimeoutError
 
 from django_stripe_customers import __version__, schema
 
+from .customers import CustomersResource, Expand, Params
 from .encoding import encode_params, urlencode_params
 from .errors import (
     APIConnectionError,
     APIError,
     APITimeoutError,
     StripeError,
-    _header,
     error_from_response,
 )
 from .responses import PageData, StripeObject, decode
+from .retry import retry_delay, should_retry
 
 logger = logging.getLogger("django_stripe_customers.stripe")
 
-Params: TypeAlias = Mapping[str, Any]
-Expand: TypeAlias = Sequence[str] | None
 
 _CONNECTION_ERRORS = (
     requests.ConnectionError,
@@ -48,63 +45,6 @@ _CONNECTION_ERRORS = (
 _KEY_KIND = re.compile(r"[a-z]{2}_[a-z]+_")
 _QUERY = re.compile(r"\?[^\s'\")]*")
 _MAX_IDEMPOTENCY_KEY = 255
-
-
-def should_retry(
-    *,
-    attempt: int,
-    max_retries: int,
-    status: int | None,
-    headers: Mapping[str, str],
-    connection_error: bool,
-) -> bool:
-    """Whether to try again after a failed try; ``attempt`` counts retries made (0-based).
-
-    ``Stripe-Should-Retry: false`` always wins. Connection errors, timeouts, 409, 429 and 5xx
-    are retried; ``Stripe-Should-Retry: true`` can add a try only when there was no response;
-    other 4xx are never retried, whatever the header says.
-    """
-    if attempt >= max_retries:
-        return False
-    stripe_should_retry = (_header(headers, "Stripe-Should-Retry") or "").strip().lower()
-    if stripe_should_retry == "false":
-        return False
-    if connection_error:
-        return True
-    if status is None:
-        return stripe_should_retry == "true"
-    return status in (409, 429) or status >= 500
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    try:
-        seconds = float(_header(headers, "Retry-After") or "")
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) else None
-
-
-def retry_delay(
-    *,
-    attempt: int,
-    headers: Mapping[str, str],
-    initial: float,
-    maximum: float,
-    max_retry_after: float,
-    rand: Callable[[], float] = random.random,
-) -> float:
-    """Seconds to sleep before retry number ``attempt + 1``.
-
-    Exponential backoff ``initial * 2**attempt`` capped at ``maximum``, times a jitter factor in
-    [0.75, 1.0]. A ``Retry-After`` (seconds) within ``0 < value <= max_retry_after`` raises the
-    delay to at least that value; a larger or malformed one is ignored (the server asked for more
-    than we are willing to wait, so we back off our own way and keep the retry budget).
-    """
-    delay = min(initial * 2.0 ** min(attempt, 32), maximum) * (0.75 + 0.25 * rand())
-    retry_after = _retry_after(headers)
-    if retry_after is not None and 0 < retry_after <= max_retry_after:
-        delay = max(retry_after, delay)
-    return delay
 
 
 def _key_kind(api_key: str) -> str:
@@ -377,75 +317,3 @@ def _connection_error(
     )
     error.__cause__ = exc
     return error
-
-
-class CustomersResource:
-    """``client.customers``: the /v1/customers endpoints."""
-
-    def __init__(self, client: StripeClient) -> None:
-        self._client = client
-
-    @staticmethod
-    def _path(customer_id: str) -> str:
-        if not isinstance(customer_id, str) or not customer_id:
-            raise ValueError(f"customer_id must be a non-empty string, got {customer_id!r}")
-        return f"/v1/customers/{quote(customer_id, safe='')}"
-
-    def create(
-        self,
-        params: Params | None = None,
-        *,
-        idempotency_key: str | None = None,
-        expand: Expand = None,
-    ) -> StripeObject:
-        return self._client.request(
-            "POST", "/v1/customers", params, idempotency_key=idempotency_key, expand=expand
-        )
-
-    def retrieve(self, customer_id: str, *, expand: Expand = None) -> StripeObject:
-        return self._client.request("GET", self._path(customer_id), expand=expand)
-
-    def update(
-        self,
-        customer_id: str,
-        params: Params,
-        *,
-        idempotency_key: str | None = None,
-        expand: Expand = None,
-    ) -> StripeObject:
-        return self._client.request(
-            "POST", self._path(customer_id), params, idempotency_key=idempotency_key, expand=expand
-        )
-
-    def delete(self, customer_id: str, *, idempotency_key: str | None = None) -> StripeObject:
-        return self._client.request(
-            "DELETE", self._path(customer_id), idempotency_key=idempotency_key
-        )
-
-    def list(
-        self, params: Params | None = None, *, limit: int | None = None, expand: Expand = None
-    ) -> StripeObject:
-        """One page: the raw list object (``data``, ``has_more``)."""
-        if limit is not None:
-            params = {**(params or {}), "limit": _checked_limit(limit)}
-        return self._client.request("GET", "/v1/customers", params, expand=expand)
-
-    def list_all(
-        self, params: Params | None = None, *, limit: int = 100, expand: Expand = None
-    ) -> Iterator[dict[str, Any]]:
-        """Every customer, newest first, fetched one page at a time (memory stays flat)."""
-        _checked_limit(limit)
-        if params and params.get("ending_before") is not None:
-            raise ValueError("list_all pages forward with starting_after; drop ending_before")
-        query = {**(params or {}), "limit": limit}
-        return (
-            customer
-            for page in self._client.iter_pages("/v1/customers", query, expand=expand)
-            for customer in page
-        )
-
-
-def _checked_limit(limit: int) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
-        raise ValueError(f"limit must be an int from 1 to 100, got {limit!r}")
-    return limit

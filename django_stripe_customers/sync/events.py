@@ -18,10 +18,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone as django_timezone
 
+from ..clients import get_client
 from ..conf import get_setting, key_is_live
 from ..models import WebhookEvent
 from ..stripe import StripeClient
-from ..stripe.factory import get_client
 from .pull import NOT_A_REREAD, Fetched, apply_customer, reread
 
 CUSTOMER_EVENTS: Final = frozenset({"customer.created", "customer.updated", "customer.deleted"})
@@ -160,6 +160,36 @@ def _finish(event: WebhookEvent, status: str) -> None:
     WebhookEvent.objects.filter(pk=event.pk).update(
         status=status, processed_at=django_timezone.now(), error="", attempts=event.attempts + 1
     )
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """One event processed again: its final status, or why it failed (``status`` failed)."""
+
+    event_id: str
+    type: str
+    status: str
+    error: str = ""
+
+
+def replay(stored: QuerySet[WebhookEvent], *, client: StripeClient | None = None) -> list[Replayed]:
+    """Process stored events again, oldest first (the admin's Reprocess and ``replay``).
+
+    Each is made ``received`` again (a type not handled stays ``ignored``) and applied; a
+    failure is recorded on the event and reported here, and the others go on.
+    """
+    replayed: list[Replayed] = []
+    for event in stored.order_by("created", "id"):
+        if event.status != Status.IGNORED:
+            WebhookEvent.objects.filter(pk=event.pk).update(status=Status.RECEIVED)
+        try:
+            status = process_event(event.pk, client=client)
+        except Exception as exc:  # recorded on the event by process_event
+            error = f"{type(exc).__name__}: {exc}"
+            replayed.append(Replayed(event.event_id, event.type, Status.FAILED, error))
+            continue
+        replayed.append(Replayed(event.event_id, event.type, status))
+    return replayed
 
 
 # -- catch-up from the Events API --------------------------------------------------------------

@@ -20,9 +20,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone as django_timezone
 
+from ..clients import get_client
 from ..models import Customer
 from ..stripe import InvalidRequestError, PageData, StripeClient
-from ..stripe.factory import get_client
 from .freshness import Verdict, newest
 from .pull import (
     NOT_A_REREAD,

@@ -17,66 +17,18 @@ from django.db import transaction
 from django.utils import timezone as django_timezone
 
 from .. import schema
+from ..clients import get_client
 from ..conf import get_setting
+from ..mirror import fields_from_stripe, is_deleted
 from ..models import Customer, SyncStatus
 from ..stripe import InvalidRequestError, StripeClient, observed_at, sent_at
-from ..stripe.factory import get_client
 from .freshness import Verdict, as_datetime, judge, newest
 from .merge import merge
 
-#: ``id`` is ``stripe_id``, ``object`` is constant, ``deleted`` is set by the deletion paths only.
-_NOT_MIRRORED: Final = frozenset({"id", "object", "deleted"})
-
-#: Every attribute of Stripe's Customer object that has a column of the same name.
-MIRRORED_FIELDS: Final[tuple[str, ...]] = tuple(
-    name for name in schema.OBJECT_ATTRIBUTES if name not in _NOT_MIRRORED
-)
-
-#: Mirrored attributes a caller can write (create or update), i.e. that can hold a local edit.
-WRITABLE_FIELDS: Final[tuple[str, ...]] = tuple(
-    name
-    for name in MIRRORED_FIELDS
-    if name in schema.WRITABLE_ON_CREATE or name in schema.WRITABLE_ON_UPDATE
-)
-
-#: Expandable attributes whose column holds an id (an expanded object is reduced to its id).
-_ID_EXPANDABLES: Final = frozenset(
-    name
-    for name, spec in schema.OBJECT_ATTRIBUTES.items()
-    if spec.get("expandable") and spec["type"] == "string"
-)
-_TIMESTAMPS: Final = frozenset(
-    name for name, spec in schema.OBJECT_ATTRIBUTES.items() if spec["type"] == "timestamp"
-)
 #: How often a customer whose order against its row cannot be told is retrieved again.
 MAX_REREADS: Final = 3
 #: ``seen`` of a first read (not a re-read).
 NOT_A_REREAD: Final = object()
-
-
-def fields_from_stripe(obj: dict[str, Any]) -> dict[str, Any]:
-    """Column values for the attributes present in a Stripe customer object.
-
-    Attributes absent from ``obj`` (Stripe omits includable ones such as ``tax_ids`` unless
-    expanded) are absent from the result, so applying it never erases what an expanded
-    retrieve stored. Attributes this version does not know stay in ``stripe_data`` only.
-    """
-    values: dict[str, Any] = {}
-    for name in MIRRORED_FIELDS:
-        if name not in obj:
-            continue
-        value = obj[name]
-        if name in _ID_EXPANDABLES and isinstance(value, dict):
-            value = value.get("id")
-        elif name in _TIMESTAMPS and value is not None:
-            value = datetime.fromtimestamp(int(value), tz=timezone.utc)
-        values[name] = value
-    return values
-
-
-def is_deleted(obj: dict[str, Any]) -> bool:
-    """Whether ``obj`` is Stripe's answer for a deleted customer (``"deleted": true``)."""
-    return obj.get("deleted") is True
 
 
 def merged_values(customer: Customer | None, obj: dict[str, Any]) -> dict[str, Any]:
@@ -85,9 +37,9 @@ def merged_values(customer: Customer | None, obj: dict[str, Any]) -> dict[str, A
     remote = fields_from_stripe(obj)
     if customer is None or customer.sync_status != SyncStatus.PENDING:
         return remote
-    local = {name: getattr(customer, name) for name in WRITABLE_FIELDS}
+    local = {name: getattr(customer, name) for name in schema.PUSHABLE}
     base = fields_from_stripe(customer.stripe_data or {})
-    return merge(local, base, remote, WRITABLE_FIELDS)
+    return merge(local, base, remote, schema.PUSHABLE)
 
 
 def is_unchanged(customer: Customer, obj: dict[str, Any], values: dict[str, Any]) -> bool:

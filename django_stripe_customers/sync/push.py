@@ -1,4 +1,4 @@
-"""Database -> Stripe: diff a row against its last synced snapshot, create or update upstream.
+"""Database -> Stripe: send the request a row's edits call for (``edits``), apply the answer.
 
 A push runs in three steps so no database lock or transaction is held during the HTTP call:
 1. lock the row, compute the request (or take the one already in flight), record it on the row
@@ -22,26 +22,25 @@ from typing import Any, Final
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q, QuerySet
+from django.dispatch import Signal
 from django.utils import timezone
 
 from .. import schema
+from ..clients import get_client
 from ..conf import get_setting
+from ..mirror import fields_from_stripe, is_deleted
 from ..models import Customer, SyncStatus
 from ..stripe import InvalidRequestError, StripeClient, StripeError
-from ..stripe.factory import get_client
-from ..validation import NOT_VALIDATED, VALIDATED_FIELDS, validate_customer_fields
 from .freshness import Verdict, newest
 from .merge import merge
-from .pull import NOT_A_REREAD, Fetched, fields_from_stripe, is_deleted, reread, verdict_for
+from .pull import NOT_A_REREAD, Fetched, reread, verdict_for
 
 logger = logging.getLogger("django_stripe_customers.push")
 
-#: Attributes Stripe computes although a parameter of the same name exists: the parameters
-#: (``cash_balance[settings]``, ``tax[ip_address]``) are write-only settings, not the attribute.
-STRIPE_MANAGED: Final = NOT_VALIDATED
-
-#: Mirrored attributes a local edit can change upstream: exactly those ``validation`` checks.
-PUSHABLE_FIELDS: Final[tuple[str, ...]] = VALIDATED_FIELDS
+#: Sent when Stripe took a push (sender ``Customer``; ``customer``, ``created``), and when it
+#: refused one (``customer``, ``error``). Public as ``django_stripe_customers.signals``.
+customer_pushed = Signal()
+customer_push_failed = Signal()
 
 #: Added to the client's worst case to make the default lease (setting ``PUSH_LEASE``).
 LEASE_MARGIN: Final = timedelta(seconds=10)
@@ -58,114 +57,13 @@ class PushResult:
     error: str = ""
 
 
-# -- the diff (pure) ---------------------------------------------------------------------------
-
-
-def _param_spec(name: str, method: str) -> dict[str, Any]:
-    params = schema.CREATE_PARAMS if method == "create" else schema.UPDATE_PARAMS
-    return params.get(name) or {}
-
-
-def _as_param(value: Any, spec: dict[str, Any]) -> Any:
-    """A column value shaped as the parameter: keys Stripe does not accept and nulls dropped."""
-    fields = spec.get("fields")
-    if isinstance(value, dict) and fields:
-        return {
-            key: _as_param(item, fields[key])
-            for key, item in value.items()
-            if key in fields and item is not None
-        }
-    if isinstance(value, list) and fields:
-        return [_as_param(item, spec) for item in value]
-    return value
-
-
-def _object_diff(
-    name: str, local: dict[str, Any], remote: dict[str, Any], spec: dict[str, Any]
-) -> dict[str, Any]:
-    """Changed keys of an object Stripe merges key by key (``invoice_settings``)."""
-    changes: dict[str, Any] = {}
-    for key, sub_spec in (spec.get("fields") or {}).items():
-        new, old = local.get(key), remote.get(key)
-        if new == old:
-            continue
-        if new in (None, "", [], {}):
-            if not sub_spec.get("accepts_empty"):
-                raise ValidationError(
-                    {name: f"{name}[{key}]: Stripe cannot clear this value once it is set"}
-                )
-            changes[key] = ""
-        else:
-            changes[key] = _as_param(new, sub_spec)
-    return changes
-
-
-def metadata_diff(local: dict[str, Any] | None, remote: dict[str, Any] | None) -> dict[str, Any]:
-    """Metadata keys to send: set or changed ones with their value, removed ones as ``""``."""
-    local, remote = local or {}, remote or {}
-    changes = {key: value for key, value in local.items() if remote.get(key) != value}
-    changes.update({key: "" for key in remote if key not in local})
-    return changes
-
-
-def _is_empty(value: Any) -> bool:
-    return value is None or value == "" or value == [] or value == {}
-
-
-def compute_request(customer: Customer) -> tuple[str, dict[str, Any]]:
-    """(``create`` or ``update``, the params to send): only what differs from ``stripe_data``.
-
-    Objects Stripe replaces (those whose parameter accepts ``""``: address, shipping) are sent
-    whole; others (invoice_settings) key by key; metadata per key with removed keys as ``""``;
-    a cleared scalar as ``""``. Raises ``ValidationError`` for a change Stripe cannot express.
-    """
-    method = "update" if customer.stripe_id else "create"
-    remote = fields_from_stripe(customer.stripe_data or {}) if method == "update" else {}
-    params: dict[str, Any] = {}
-    for name in PUSHABLE_FIELDS:
-        spec = _param_spec(name, method)
-        if not spec:
-            continue  # e.g. default_source exists on update only, test_clock on create only
-        local = getattr(customer, name)
-        old = remote.get(name)
-        if method == "create" and (_is_empty(local) or local == _field_default(name)):
-            continue
-        if local == old or (_is_empty(local) and _is_empty(old)):
-            continue
-        if name == "metadata":
-            if changes := metadata_diff(local, old):
-                params[name] = changes
-        elif _is_empty(local):
-            if not spec.get("accepts_empty") and (spec.get("type") != "string" or spec.get("list")):
-                raise ValidationError({name: f"{name}: Stripe cannot clear this value once set"})
-            params[name] = ""
-        elif isinstance(local, dict) and spec.get("fields") and not spec.get("accepts_empty"):
-            if changes := _object_diff(name, local, old or {}, spec):
-                params[name] = changes
-        else:
-            params[name] = _as_param(local, spec)
-    return method, params
-
-
-def validated_request(customer: Customer) -> tuple[str, dict[str, Any]]:
-    """Stripe's limits on the row's values, then ``compute_request``; ``ValidationError`` if
-    either refuses (what ``Customer.clean()`` and the push both run, once)."""
-    validate_customer_fields({name: getattr(customer, name) for name in PUSHABLE_FIELDS})
-    return compute_request(customer)
-
-
-def _field_default(name: str) -> Any:
-    field = Customer._meta.get_field(name)
-    return field.get_default() if hasattr(field, "get_default") else None
-
-
-# -- the push ----------------------------------------------------------------------------------
-
-
 def push_customer(
     customer_or_pk: Customer | int, *, client: StripeClient | None = None, owner: str = ""
 ) -> PushResult:
     """Send a row's unpushed edits to Stripe; see the module docstring for the three steps.
+
+    ``still_pending`` in the result says the row was edited meanwhile: the caller runs it
+    again (the tasks do).
 
     ``owner`` identifies this attempt (the Celery task id, stable across its retries), so a
     retry takes back its own in-flight request while another push waits for it. Transient
@@ -214,10 +112,11 @@ def _claim(pk: int, owner: str) -> dict[str, Any] | PushResult:
             if customer.sync_status != SyncStatus.PENDING:
                 return PushResult("unchanged", pk)
             try:
-                method, params = validated_request(customer)
+                edit = customer.requested_edit()
             except ValidationError as exc:
                 _mark_failed(customer, _validation_message(exc))
                 return PushResult("failed", pk, error=customer.sync_error)
+            method, params = edit.method, edit.params
             if method == "update" and not params:
                 Customer.objects.filter(pk=pk).update(
                     sync_status=SyncStatus.SYNCED,
@@ -233,7 +132,7 @@ def _claim(pk: int, owner: str) -> dict[str, Any] | PushResult:
                 "params": params,
                 "version": version,
                 # the values this request was computed from: the merge base of step 3
-                "values": {name: getattr(customer, name) for name in PUSHABLE_FIELDS},
+                "values": {name: getattr(customer, name) for name in schema.PUSHABLE},
                 "key": f"django-stripe-customers-{pk}-v{version}-{uuid.uuid4().hex[:12]}",
                 "owner": owner,
                 "claimed_at": now.isoformat(),
@@ -317,9 +216,6 @@ def _apply_answer(pk: int, intent: dict[str, Any], obj: dict[str, Any]) -> PushR
     answer that cannot be ordered against the row (the same second, a replay) is settled by
     retrieving the customer right after.
     """
-    from ..signals import customer_pushed
-    from ..tasks import enqueue_push
-
     fetched = Fetched.of(obj)
     with transaction.atomic():
         customer = Customer.objects.select_for_update().get(pk=pk)
@@ -334,8 +230,8 @@ def _apply_answer(pk: int, intent: dict[str, Any], obj: dict[str, Any]) -> PushR
         if verdict in (Verdict.APPLY, Verdict.REREAD):
             written = fields_from_stripe(obj)
             if still_pending:  # what was edited since the request was made goes in the next push
-                local = {name: getattr(customer, name) for name in PUSHABLE_FIELDS}
-                written = merge(local, intent["values"], written, PUSHABLE_FIELDS)
+                local = {name: getattr(customer, name) for name in schema.PUSHABLE}
+                written = merge(local, intent["values"], written, schema.PUSHABLE)
             written.update(
                 stripe_data=obj,
                 synced_at=timezone.now(),
@@ -351,8 +247,6 @@ def _apply_answer(pk: int, intent: dict[str, Any], obj: dict[str, Any]) -> PushR
             pending_since=customer.pending_since if still_pending else None,
         )
         customer.refresh_from_db()
-        if still_pending and get_setting("PUSH_ON_SAVE"):
-            transaction.on_commit(lambda: enqueue_push(pk))
     if verdict is Verdict.REREAD:
         _settle(obj["id"], customer.synced_at)
     created = intent["method"] == "create"
@@ -434,8 +328,6 @@ def _fail(pk: int, message: str) -> PushResult:
 
 
 def _mark_failed(customer: Customer, message: str) -> None:
-    from ..signals import customer_push_failed
-
     Customer.objects.filter(pk=customer.pk).update(
         sync_status=SyncStatus.FAILED, sync_error=message, push_intent=None
     )

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from functools import partial
 from itertools import pairwise
 from typing import Final
 
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone as django_timezone
 
 from ..models import PullRun
@@ -64,17 +64,19 @@ def pull_all(
     return result
 
 
+#: Sent (sender ``PullRun``; ``run``, ``slices``) when a partitioned pull is recorded: the
+#: receiver in ``receivers`` hands each ``(created_gte, created_lt)`` slice to a Celery task.
+slices_requested = Signal()
+
+
 def start_partitioned_pull(
     created_gte: int | datetime | None, created_lt: int | datetime | None, partitions: int
 ) -> PullRun:
-    """Record a run and enqueue one ``pull_slice_task`` per slice of the range; don't wait."""
-    from ..tasks import pull_slice_task
-
+    """Record a run and ask for one slice task per part of the range; don't wait."""
     gte, lt = _bound(created_gte), _bound(created_lt)
     slices = partition_range(gte, lt, partitions)
     run = PullRun.objects.create(created_gte=gte, created_lt=lt, partitions=len(slices))
-    for low, high in slices:
-        transaction.on_commit(partial(pull_slice_task.delay, low, high, run.pk))
+    slices_requested.send(sender=PullRun, run=run, slices=slices)
     return run
 
 

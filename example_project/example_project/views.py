@@ -6,9 +6,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from django_stripe_customers import conf
+from django_stripe_customers.clients import get_client
 from django_stripe_customers.models import Customer
 from django_stripe_customers.stripe import StripeError
-from django_stripe_customers.stripe.factory import get_client
 
 
 def home(request: HttpRequest) -> HttpResponse:

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Permission, User
 
+from django_stripe_customers.clients import get_client
 from django_stripe_customers.models import Customer, SyncStatus
-from django_stripe_customers.stripe.factory import get_client
 from django_stripe_customers.sync import pull_all
 
 pytestmark = pytest.mark.django_db(transaction=True)

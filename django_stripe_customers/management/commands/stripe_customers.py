@@ -18,6 +18,7 @@ from django.db.models import Count
 from ...models import Customer, PullRun, SyncStatus, WebhookEvent
 from ...stripe import StripeError
 from ...sync import events, pull, push, runs
+from ...tasks import push_now
 from ..arguments import add_django_options, counted, parse_moment
 from ..progress import Bar, Progress
 
@@ -179,7 +180,7 @@ class Command(BaseCommand):
         bar = Bar(self.stdout, len(pks))
         for done, pk in enumerate(pks, 1):
             try:
-                result = push.push_customer(pk)
+                result = push_now(pk)
             except StripeError as exc:
                 result = push.PushResult("failed", pk, error=str(exc))
             outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
@@ -223,16 +224,12 @@ class Command(BaseCommand):
             self.stdout.write("No failed events to replay.")
             return
         failures = 0
-        for event in stored.order_by("created", "id"):
-            if event.status != WebhookEvent.Status.IGNORED:
-                WebhookEvent.objects.filter(pk=event.pk).update(status=WebhookEvent.Status.RECEIVED)
-            try:
-                status = events.process_event(event.pk)
-            except Exception as exc:  # recorded on the event by process_event
+        for replayed in events.replay(stored):
+            if replayed.error:
                 failures += 1
-                self.stderr.write(f"{event.event_id}: failed: {exc}")
-                continue
-            self.stdout.write(f"{event.event_id} ({event.type}): {status}")
+                self.stderr.write(f"{replayed.event_id}: failed: {replayed.error}")
+            else:
+                self.stdout.write(f"{replayed.event_id} ({replayed.type}): {replayed.status}")
         if failures:
             raise CommandError(f"{counted(failures, 'event')} failed again")
 

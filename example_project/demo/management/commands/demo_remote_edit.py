@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from django.core.management.base import BaseCommand, CommandError
 
 from django_stripe_customers import conf
-from django_stripe_customers.stripe.factory import get_client
+from django_stripe_customers.clients import get_client
 
 
 class Command(BaseCommand):

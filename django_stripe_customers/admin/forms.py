@@ -1,0 +1,103 @@
+"""The admin's Customer form: nested objects edited as labelled parts, metadata as rows.
+
+What Stripe would refuse is found once, by the model's ``clean`` (``edits.check_edit``, as the
+API and the push do), which ``ModelForm`` runs; its errors land on the fields they name. The
+form's own fields only turn inputs into values (naming the field when they cannot).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.validators import (
+    MaxLengthValidator,
+    MaxValueValidator,
+    MinValueValidator,
+    ProhibitNullCharactersValidator,
+)
+from django.utils.translation import gettext_lazy as _
+
+from .. import schema
+from ..models import Customer
+from .fields import (
+    LocalesField,
+    MetadataField,
+    address_field,
+    invoice_settings_field,
+    meaningful,
+    name_in_messages,
+    shipping_field,
+)
+
+#: What a person may edit: the attributes a local edit sends to Stripe, and the user link.
+EDITABLE_FIELDS: Final = (*schema.PUSHABLE, "user")
+#: Fields edited through a nested-object field, compared to the stored value ignoring unset keys.
+NESTED_FIELDS: Final = ("address", "shipping", "invoice_settings")
+#: Django's own checks, which the model's ``clean`` makes naming the field and Stripe's limit.
+REPLACED_VALIDATORS: Final = (
+    MaxLengthValidator,
+    MaxValueValidator,
+    MinValueValidator,
+    ProhibitNullCharactersValidator,
+)
+
+if TYPE_CHECKING:
+    _CustomerModelForm = forms.ModelForm[Customer]
+else:  # ModelForm is generic for type checkers only
+    _CustomerModelForm = forms.ModelForm
+
+
+class CustomerAdminForm(_CustomerModelForm):
+    """The admin's form; Stripe's rules are checked once, by the model (see the module)."""
+
+    address = address_field()
+    shipping = shipping_field()
+    invoice_settings = invoice_settings_field()
+    metadata = MetadataField(required=False)
+    preferred_locales = LocalesField(
+        required=False, help_text=_("Comma-separated, in order of preference: en, fr-CA")
+    )
+
+    class Meta:
+        model = Customer
+        fields = EDITABLE_FIELDS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, field in self.fields.items():
+            name_in_messages(name, field)
+            if name in schema.PUSHABLE:  # the input keeps its maxlength attribute
+                field.validators = [
+                    v for v in field.validators if not isinstance(v, REPLACED_VALIDATORS)
+                ]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for name in NESTED_FIELDS:
+            # An object that differs from the stored one only by unset keys is left as stored
+            # (so an untouched address is not pushed again, nor invoice_settings "cleared").
+            if name in cleaned and meaningful(cleaned[name]) == meaningful(self.initial.get(name)):
+                cleaned[name] = self.initial.get(name)
+        return cleaned
+
+    def _update_errors(self, errors: ValidationError) -> None:
+        # ModelForm would replace a model error's message by the form field's message of the
+        # same code ("required", "invalid"): Stripe's message, naming the sub-field, stays.
+        self.add_error(None, errors)
+
+    def add_error(self, field: str | None, error: ValidationError | str | Any) -> None:
+        """The model's errors go next to their field; those about a field this page does not
+        show, or one that already has the form's own error, to the top of the form."""
+        if isinstance(error, ValidationError) and hasattr(error, "error_dict"):
+            routed: dict[str, list[ValidationError]] = {}
+            for name, errors in error.error_dict.items():
+                if name in self.fields and name in self.errors:
+                    continue  # the form's own conversion already said what is wrong
+                target = name if name in self.fields else NON_FIELD_ERRORS
+                routed.setdefault(target, []).extend(errors)
+            for name, errors in routed.items():
+                super().add_error(None if name == NON_FIELD_ERRORS else name, errors)
+            return
+        super().add_error(field, error)

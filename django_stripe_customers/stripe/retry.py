@@ -1,0 +1,70 @@
+"""When to try a failed request to Stripe again, and after how long: the one retry policy.
+
+Pure functions, as stripe-python's: the client applies them to each HTTP try (seconds apart),
+and the Celery tasks to the task as a whole (minutes apart), so both decide alike.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Mapping
+
+from .errors import _header
+
+
+def should_retry(
+    *,
+    attempt: int,
+    max_retries: int,
+    status: int | None,
+    headers: Mapping[str, str],
+    connection_error: bool,
+) -> bool:
+    """Whether to try again after a failed try; ``attempt`` counts retries made (0-based).
+
+    ``Stripe-Should-Retry: false`` always wins. Connection errors, timeouts, 409, 429 and 5xx
+    are retried; ``Stripe-Should-Retry: true`` can add a try only when there was no response;
+    other 4xx are never retried, whatever the header says.
+    """
+    if attempt >= max_retries:
+        return False
+    stripe_should_retry = (_header(headers, "Stripe-Should-Retry") or "").strip().lower()
+    if stripe_should_retry == "false":
+        return False
+    if connection_error:
+        return True
+    if status is None:
+        return stripe_should_retry == "true"
+    return status in (409, 429) or status >= 500
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    try:
+        seconds = float(_header(headers, "Retry-After") or "")
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) else None
+
+
+def retry_delay(
+    *,
+    attempt: int,
+    headers: Mapping[str, str],
+    initial: float,
+    maximum: float,
+    max_retry_after: float,
+    rand: Callable[[], float] = random.random,
+) -> float:
+    """Seconds to sleep before retry number ``attempt + 1``.
+
+    Exponential backoff ``initial * 2**attempt`` capped at ``maximum``, times a jitter factor in
+    [0.75, 1.0]. A ``Retry-After`` (seconds) within ``0 < value <= max_retry_after`` raises the
+    delay to at least that value; a larger or malformed one is ignored (the server asked for more
+    than we are willing to wait, so we back off our own way and keep the retry budget).
+    """
+    delay = min(initial * 2.0 ** min(attempt, 32), maximum) * (0.75 + 0.25 * rand())
+    retry_after = _retry_after(headers)
+    if retry_after is not None and 0 < retry_after <= max_retry_after:
+        delay = max(retry_after, delay)
+    return delay
