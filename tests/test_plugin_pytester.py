@@ -125,7 +125,7 @@ import time
 import pytest
 import requests
 
-from django_stripe_customers.testing.limits import Limits
+from django_stripe_customers.testing import Limits
 
 HEADERS = {"Authorization": "Bearer sk_test_user"}
 
