@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -81,8 +82,74 @@ def test_cli_help() -> None:
         timeout=20,
         check=True,
     )
-    for option in ("--port", "--webhook", "--secret", "--seed", "--api-key"):
+    for option in (
+        "--port",
+        "--webhook",
+        "--secret",
+        "--seed",
+        "--api-key",
+        "--latency-ms",
+        "--latency-jitter-ms",
+        "--rate-limit",
+        "--rate-limit-burst",
+    ):
         assert option in result.stdout
+
+
+def test_cli_latency_and_rate_limit() -> None:
+    """Issue 14: ``--latency-ms`` and ``--rate-limit`` (``--rate-limit-burst``) are applied: five
+    concurrent requests all wait the latency, together; two fit the burst, three get 429."""
+    with cli("--latency-ms", "300", "--rate-limit", "1", "--rate-limit-burst", "2") as (
+        url,
+        process,
+    ):
+        banner = [process.stdout.readline() for _ in range(2)]  # type: ignore[union-attr]
+        answers: list[tuple[int, dict[str, Any], float]] = []
+        lock = threading.Lock()
+
+        def call() -> None:
+            api = Api(url)
+            started = time.perf_counter()
+            response = api.get("/v1/customers")
+            with lock:
+                answers.append(
+                    (response.status_code, response.json(), time.perf_counter() - started)
+                )
+
+        threads = [threading.Thread(target=call) for _ in range(5)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        elapsed = time.perf_counter() - started
+    assert "latency 300 ms; rate limit 1/s per key, burst 2" in banner[1]
+    assert sorted(status for status, _, _ in answers) == [200, 200, 429, 429, 429]
+    refused = [body for status, body, _ in answers if status == 429]
+    assert {body["error"]["code"] for body in refused} == {"rate_limit"}
+    assert all(seconds >= 0.3 for _, _, seconds in answers)
+    assert elapsed < 1.2  # in parallel: ~0.3 s; one after another: 1.5 s
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["--latency-ms", "-1"], "latency_ms must be >= 0"),
+        (["--rate-limit", "0"], "rate_limit must be > 0"),
+        (["--rate-limit-burst", "5"], "rate_limit_burst needs a rate_limit"),
+        (["--rate-limit", "5", "--rate-limit-burst", "0"], "rate_limit_burst must be >= 1"),
+    ],
+)
+def test_cli_refuses_impossible_limits(args: list[str], complaint: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "django_stripe_customers.testing", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert complaint in result.stderr
 
 
 def test_cli_webhook_and_secret() -> None:

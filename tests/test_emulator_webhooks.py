@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from django_stripe_customers.stripe.webhooks import WebhookSignatureError, verify_signature
 from django_stripe_customers.testing import StripeEmulator, signature_header
 from tests.fidelity.client import Api
 
@@ -93,6 +94,11 @@ def test_events_are_delivered_signed(receiver: Receiver) -> None:
         assert [e["type"] for e in events] == ["customer.created", "customer.updated"]
         for (headers, body), event in zip(receiver.received, events, strict=True):
             assert verify(headers, body, SECRET) == 1_700_000_000
+            # The client's verifier (written apart from the emulator's signer) agrees.
+            signature = headers["Stripe-Signature"]
+            assert verify_signature(body, signature, [SECRET], now=1_700_000_000)
+            with pytest.raises(WebhookSignatureError):
+                verify_signature(body, signature, ["whsec_other"], now=1_700_000_000)
             assert headers["Content-Type"].startswith("application/json")
             assert event["data"]["object"]["id"] == customer["id"]
         assert events[1]["data"]["previous_attributes"] == {"name": "Hook"}

@@ -117,3 +117,117 @@ def test_needs_django(stripe_settings):
     result = fresh_project.runpytest_subprocess("-p", "no:django", "-p", "no:cacheprovider", "-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*stripe_settings needs pytest-django*"])
+
+
+PACED_TESTS = """
+import time
+
+import pytest
+import requests
+
+from django_stripe_customers.testing import Limits
+
+HEADERS = {"Authorization": "Bearer sk_test_user"}
+
+
+def get(emulator):
+    return requests.get(f"{emulator.url}/v1/customers", headers=HEADERS)
+
+
+@pytest.mark.stripe_emulator(latency_ms=300, rate_limit=0.5, rate_limit_burst=2)
+def test_1_marked(stripe_emulator):
+    assert stripe_emulator.limits == Limits(300, 0, 0.5, 2)
+    started = time.perf_counter()
+    statuses = [get(stripe_emulator).status_code for _ in range(3)]
+    assert time.perf_counter() - started >= 0.9
+    assert statuses == [200, 200, 429]
+    assert stripe_emulator.count(status=429) == 1
+
+
+def test_2_after_a_marked_test_no_latency_and_no_limit(stripe_emulator):
+    assert stripe_emulator.limits == Limits()
+    assert [get(stripe_emulator).status_code for _ in range(10)] == [200] * 10
+
+
+@pytest.mark.stripe_emulator(rate_limit=1, rate_limit_burst=1)
+class TestMarkedClass:
+    def test_3_in_a_marked_class(self, stripe_emulator):
+        assert [get(stripe_emulator).status_code for _ in range(2)] == [200, 429]
+
+
+def test_4_the_server_itself_is_back_to_no_limit(stripe_emulator_server):
+    assert stripe_emulator_server.limits == Limits()
+"""
+
+BAD_MARKERS = """
+import pytest
+
+
+@pytest.mark.stripe_emulator(300)
+def test_positional(stripe_emulator):
+    pass
+
+
+@pytest.mark.stripe_emulator(latency=300)
+def test_misspelt(stripe_emulator):
+    pass
+
+
+@pytest.mark.stripe_emulator(rate_limit=-1)
+def test_impossible(stripe_emulator):
+    pass
+"""
+
+
+def test_stripe_emulator_marker_sets_the_pace_for_one_test(fresh_project: pytest.Pytester) -> None:
+    """Issue 14: ``@pytest.mark.stripe_emulator(latency_ms=..., rate_limit=...)`` is registered
+    (``--strict-markers`` passes), applies to the test or class it marks, and the session's
+    emulator is back to no latency and no limit afterwards."""
+    fresh_project.makepyfile(test_paced=PACED_TESTS)
+    result = fresh_project.runpytest_subprocess(
+        "-p", "no:django", "-p", "no:cacheprovider", "--strict-markers"
+    )
+    result.assert_outcomes(passed=4)
+
+
+def test_stripe_emulator_marker_misuse_is_an_error_that_says_why(
+    fresh_project: pytest.Pytester,
+) -> None:
+    fresh_project.makepyfile(test_bad=BAD_MARKERS)
+    result = fresh_project.runpytest_subprocess("-p", "no:django", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=3)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*takes keyword arguments only*",
+            "*unexpected keyword argument 'latency'*",
+            "*rate_limit must be > 0*",
+        ]
+    )
+
+
+def test_stripe_emulator_marker_paces_stripe_settings_too(fresh_project: pytest.Pytester) -> None:
+    """A Django project's ``stripe_settings`` is the same server, at the marked pace."""
+    fresh_project.makepyfile(
+        user_settings="""
+SECRET_KEY = "user-project"
+INSTALLED_APPS = []
+DATABASES = {}
+""",
+        test_settings_paced="""
+import pytest
+import requests
+
+
+@pytest.mark.stripe_emulator(rate_limit=1, rate_limit_burst=1)
+def test_paced_settings(stripe_settings, settings):
+    conf = settings.STRIPE_CUSTOMERS
+    headers = {"Authorization": "Bearer " + conf["API_KEY"]}
+    statuses = [
+        requests.get(conf["API_BASE"] + "/v1/customers", headers=headers).status_code
+        for _ in range(2)
+    ]
+    assert statuses == [200, 429]
+""",
+    )
+    result = fresh_project.runpytest_subprocess("--ds=user_settings", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)

@@ -14,6 +14,11 @@ params, JSON answers, Stripe's error object). Parameters are checked against
 In pytest, the ``stripe_emulator`` fixture (this package's plugin) gives a running one, reset
 before each test; ``stripe_settings`` also points ``settings.STRIPE_CUSTOMERS`` at it.
 
+Stripe's pace (``limits``): ``StripeEmulator(latency_ms=300, rate_limit=25)``, ``set_limits()``
+on a running one, ``--latency-ms``/``--rate-limit`` on the CLI, or
+``@pytest.mark.stripe_emulator(latency_ms=300, rate_limit=25)`` on a test. Beyond the limit:
+Stripe's 429 ``rate_limit``, counted by ``emulator.count(status=429)``.
+
 Where the emulator had to choose (each choice is tested in ``tests/test_emulator*.py``):
 - Default responses hold every attribute but ``deleted`` and the includable ones
   (``cash_balance``, ``invoice_credit_balance``, ``sources``, ``subscriptions``, ``tax``,
@@ -24,10 +29,13 @@ Where the emulator had to choose (each choice is tested in ``tests/test_emulator
   ``preferred_locales=""`` is refused (the spec does not let it be unset).
 - Concurrent requests with one Idempotency-Key are serialised: the second replays the first.
 - Webhook signatures use the emulator's clock for ``t``; seeded customers make no events.
+- Nothing here imports Django or the client (``django_stripe_customers.stripe``): the emulator
+  is the yardstick the client is measured with, so it signs webhooks with its own signer.
 """
 
 from .emulator import StripeEmulator
+from .limits import Limits
 from .store import Clock
 from .webhooks import signature_header
 
-__all__ = ["Clock", "StripeEmulator", "signature_header"]
+__all__ = ["Clock", "Limits", "StripeEmulator", "signature_header"]

@@ -1,7 +1,7 @@
 """Run the emulator standalone: ``python -m django_stripe_customers.testing --port 12111``.
 
 Prints ``Stripe emulator listening on http://127.0.0.1:PORT`` once ready; stops on
-SIGINT/SIGTERM.
+SIGINT/SIGTERM. ``--latency-ms`` and ``--rate-limit`` give it Stripe's pace.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from types import FrameType
 
 from .. import schema
 from .emulator import StripeEmulator
+from .limits import Limits
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,18 +33,54 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--secret", help="webhook signing secret (default: a random whsec_)")
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="create N customers")
+    pace = parser.add_argument_group("Stripe's pace (default: none)")
+    pace.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="answer every request no sooner than MS milliseconds after it arrived",
+    )
+    pace.add_argument(
+        "--latency-jitter-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="add a random 0..MS milliseconds to each answer's latency",
+    )
+    pace.add_argument(
+        "--rate-limit",
+        type=float,
+        metavar="N",
+        help="requests per second per API key (token bucket); beyond it, 429 rate_limit "
+        "(Stripe: 25 in test mode, 100 live)",
+    )
+    pace.add_argument(
+        "--rate-limit-burst",
+        type=int,
+        metavar="N",
+        help="requests a key may send at once (default: one second's worth)",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    emulator = StripeEmulator(
-        api_key=args.api_key,
-        host=args.host,
-        port=args.port,
-        webhook_urls=args.webhook,
-        webhook_secret=args.secret,
-    )
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        emulator = StripeEmulator(
+            api_key=args.api_key,
+            host=args.host,
+            port=args.port,
+            webhook_urls=args.webhook,
+            webhook_secret=args.secret,
+            latency_ms=args.latency_ms,
+            latency_jitter_ms=args.latency_jitter_ms,
+            rate_limit=args.rate_limit,
+            rate_limit_burst=args.rate_limit_burst,
+        )
+    except ValueError as exc:  # the limits' own checks, said as a usage error
+        parser.error(str(exc))
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -57,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             emulator.seed(args.seed)
         print(f"Stripe emulator listening on {emulator.url}", flush=True)
         print(f"  API version {schema.API_VERSION}; {args.seed} seeded customers", flush=True)
+        print(f"  {_describe(emulator.limits)}", flush=True)
         if args.webhook:
             print(f"  webhooks to {', '.join(args.webhook)}", flush=True)
             print(f"  signing secret {emulator.webhook_secret}", flush=True)
@@ -65,6 +103,15 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         _stop_within(emulator, STOP_TIMEOUT)
     return 0
+
+
+def _describe(limits: Limits) -> str:
+    latency = f"latency {limits.latency_ms:g} ms" if limits.latency_ms else "no latency"
+    if limits.latency_jitter_ms:
+        latency += f" (+0..{limits.latency_jitter_ms:g} ms)"
+    if limits.rate_limit is None:
+        return f"{latency}; no rate limit"
+    return f"{latency}; rate limit {limits.rate_limit:g}/s per key, burst {limits.burst}"
 
 
 #: Seconds a signalled emulator may take to stop cleanly before it exits regardless.

@@ -1,4 +1,5 @@
-"""The request pipeline: logging, authentication, form decoding, routing, idempotency.
+"""The request pipeline: logging, authentication, rate limit, form decoding, routing,
+idempotency, latency.
 
 ``EmulatorApp.handle`` takes a raw request (method, target, headers, body) and returns a
 ``Response``; the endpoints are in ``endpoints.py``; the HTTP server in ``emulator.py`` is a
@@ -12,6 +13,7 @@ import binascii
 import hmac
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -21,7 +23,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from .. import schema
 from . import objects
 from .endpoints import COLLECTION_ROUTES, NESTED_ROUTES, OBJECT_ROUTES
-from .errors import ApiError, invalid, no_such
+from .errors import ApiError, invalid, no_such, rate_limited
+from .limits import Limits, Throttle
 from .params import decode_form
 from .store import IdempotentResult, LoggedRequest, SortedIndex, Store
 from .webhooks import WebhookDispatcher
@@ -93,14 +96,31 @@ def _mask(key: str) -> str:
 
 
 class EmulatorApp:
-    def __init__(self, store: Store, webhooks: WebhookDispatcher, api_key: str | None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        webhooks: WebhookDispatcher,
+        api_key: str | None,
+        limits: Limits | None = None,
+    ) -> None:
         self.store = store
         self.webhooks = webhooks
         self.api_key = api_key
+        self.throttle = Throttle(limits or Limits())
+
+    @property
+    def limits(self) -> Limits:
+        return self.throttle.limits
+
+    def set_limits(self, limits: Limits) -> None:
+        """Apply ``limits`` from the next request on, with full token buckets."""
+        self.throttle = Throttle(limits)
 
     # -- the request pipeline ---------------------------------------------------------------
 
     def handle(self, method: str, target: str, headers: Headers, body: bytes) -> Response:
+        arrived = time.monotonic()
+        throttle = self.throttle  # one request, one set of limits, even if they change meanwhile
         store = self.store
         request_id = store.new_id("req_")
         split = urlsplit(target)
@@ -127,6 +147,10 @@ class EmulatorApp:
             response_headers["Idempotency-Key"] = idempotency_key
         try:
             api_key = self._authenticate(headers)
+            # Stripe's rate limiters run before its idempotency layer: a refused request is not
+            # executed, and its Idempotency-Key stays unused.
+            if not throttle.admit(api_key):
+                raise rate_limited()
             encoded = split.query
             if method == "POST" and body:
                 self._check_content_type(headers)
@@ -151,6 +175,7 @@ class EmulatorApp:
         response_headers["Date"] = formatdate(store.clock.now(), usegmt=True)
         response.headers = {**response_headers, **response.headers}
         entry.status = response.status
+        throttle.wait_for_answer(arrived)  # outside every lock: slow answers overlap
         return response
 
     def _authenticate(self, headers: Headers) -> str:

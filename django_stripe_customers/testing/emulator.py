@@ -20,6 +20,7 @@ from typing import Any
 
 from . import objects
 from .app import EmulatorApp, RequestHeaders, Response
+from .limits import Limits
 from .store import Clock, LoggedRequest, Store
 from .webhooks import Delivery, WebhookDispatcher, WebhookEndpoint
 
@@ -150,6 +151,10 @@ class StripeEmulator:
     """A local Stripe for the Customer API; see the package docstring for what it covers.
 
     Use ``with StripeEmulator() as stripe: requests.get(stripe.url + "/v1/customers", ...)``.
+
+    ``latency_ms``, ``latency_jitter_ms``, ``rate_limit`` and ``rate_limit_burst`` give it
+    Stripe's pace (see ``limits.Limits``); ``set_limits()`` changes them on a running emulator
+    and ``reset()`` puts back the ones it was built with.
     """
 
     def __init__(
@@ -164,7 +169,12 @@ class StripeEmulator:
         webhook_max_attempts: int = 4,
         webhook_retry_delays: Iterable[float] = (0.1, 0.5, 2.0),
         max_logged_requests: int = 100_000,
+        latency_ms: float = 0.0,
+        latency_jitter_ms: float = 0.0,
+        rate_limit: float | None = None,
+        rate_limit_burst: int | None = None,
     ) -> None:
+        self._built_limits = Limits(latency_ms, latency_jitter_ms, rate_limit, rate_limit_burst)
         self.host = host
         self.port = port
         self.clock = clock or Clock()
@@ -177,7 +187,7 @@ class StripeEmulator:
             max_attempts=webhook_max_attempts,
             retry_delays=tuple(webhook_retry_delays),
         )
-        self.app = EmulatorApp(self.store, self.webhooks, api_key)
+        self.app = EmulatorApp(self.store, self.webhooks, api_key, self._built_limits)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -235,15 +245,33 @@ class StripeEmulator:
         """The only key accepted, or None when any ``sk_test_``/``rk_test_`` key is."""
         return self.app.api_key
 
+    @property
+    def limits(self) -> Limits:
+        """The latency and rate limit in force."""
+        return self.app.limits
+
+    def set_limits(
+        self,
+        *,
+        latency_ms: float = 0.0,
+        latency_jitter_ms: float = 0.0,
+        rate_limit: float | None = None,
+        rate_limit_burst: int | None = None,
+    ) -> None:
+        """Replace the latency and rate limit from the next request on (what is not given is
+        off: ``set_limits()`` removes both); token buckets start full."""
+        self.app.set_limits(Limits(latency_ms, latency_jitter_ms, rate_limit, rate_limit_burst))
+
     # -- introspection ----------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget customers, events, idempotency keys, the request log, added webhooks, and
-        put the clock back as it was built."""
+        """Forget customers, events, idempotency keys, the request log, added webhooks; put the
+        clock and the limits back as they were built (token buckets full)."""
         with self.store.lock:
             self.store.reset()
             self.webhooks.reset()
             self.clock.reset()
+            self.app.set_limits(self._built_limits)
 
     @property
     def requests(self) -> list[LoggedRequest]:
@@ -251,13 +279,17 @@ class StripeEmulator:
         with self.store.lock:
             return list(self.store.requests)
 
-    def count(self, method: str | None = None, path: str | None = None) -> int:
-        """How many requests matched; ``path`` may be a glob (``/v1/customers/*``)."""
+    def count(
+        self, method: str | None = None, path: str | None = None, *, status: int | None = None
+    ) -> int:
+        """How many requests matched; ``path`` may be a glob (``/v1/customers/*``); ``status``
+        is the HTTP status answered (``count(status=429)``: how many were rate limited)."""
         return sum(
             1
             for entry in self.requests
             if (method is None or entry.method == method.upper())
             and (path is None or fnmatchcase(entry.path, path))
+            and (status is None or entry.status == status)
         )
 
     @property

@@ -62,3 +62,17 @@ def invalid(message: str, *, param: str | None = None, code: str | None = None) 
 def no_such(kind: str, object_id: str, *, param: str = "id", status: int = 404) -> ApiError:
     """Stripe's ``resource_missing``: ``No such customer: 'cus_x'``."""
     return ApiError(status, f"No such {kind}: '{object_id}'", code="resource_missing", param=param)
+
+
+#: Stripe's description of the ``rate_limit`` error code (docs.stripe.com/error-codes, and the
+#: 429 row of the API reference's HTTP status code summary).
+RATE_LIMIT_MESSAGE = (
+    "Too many requests hit the API too quickly. We recommend an exponential backoff of your "
+    "requests."
+)
+
+
+def rate_limited() -> ApiError:
+    """Stripe's 429 ``rate_limit``. No ``Stripe-Should-Retry``: Stripe sends it only when it knows
+    better than the status, and its SDKs (which obey it) leave rate-limit 429s to the caller."""
+    return ApiError(429, RATE_LIMIT_MESSAGE, code="rate_limit", saved=False)

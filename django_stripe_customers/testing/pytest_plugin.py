@@ -6,6 +6,15 @@ Fixtures:
 - ``stripe_settings``: ``stripe_emulator`` plus ``settings.STRIPE_CUSTOMERS`` pointed at it
   (``API_KEY`` and ``API_BASE``), through pytest-django's ``settings`` fixture. Django is only
   imported here, lazily.
+
+Marker ``stripe_emulator``: Stripe's pace for one test (or a class, a module), with the keyword
+arguments of ``StripeEmulator.set_limits``::
+
+    @pytest.mark.stripe_emulator(latency_ms=300, rate_limit=25)
+    def test_pull_stays_under_the_rate_limit(stripe_emulator): ...
+
+The ``stripe_emulator`` fixture (and so ``stripe_settings``) applies it after the reset, and
+resets the session's server again after the test: the next test finds no latency and no limit.
 """
 
 from __future__ import annotations
@@ -17,6 +26,16 @@ import pytest
 from .emulator import StripeEmulator
 
 EMULATOR_API_KEY = "sk_test_emulator"
+MARKER = "stripe_emulator"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(latency_ms=0, latency_jitter_ms=0, rate_limit=None, rate_limit_burst=None): "
+        "the stripe_emulator fixture answers this test at Stripe's pace (latency in ms, rate "
+        "limit in requests/s per API key, 429 rate_limit beyond it)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -27,10 +46,26 @@ def stripe_emulator_server() -> Iterator[StripeEmulator]:
 
 
 @pytest.fixture
-def stripe_emulator(stripe_emulator_server: StripeEmulator) -> Iterator[StripeEmulator]:
-    """The session's emulator, emptied before this test."""
+def stripe_emulator(
+    request: pytest.FixtureRequest, stripe_emulator_server: StripeEmulator
+) -> Iterator[StripeEmulator]:
+    """The session's emulator, emptied before this test, at the pace its marker asks for."""
     stripe_emulator_server.reset()
-    yield stripe_emulator_server
+    marker = request.node.get_closest_marker(MARKER)
+    if marker is None:
+        yield stripe_emulator_server
+        return
+    if marker.args:
+        pytest.fail(
+            f"@pytest.mark.{MARKER} takes keyword arguments only (latency_ms=..., "
+            f"rate_limit=...), not {marker.args!r}",
+            pytrace=False,
+        )
+    stripe_emulator_server.set_limits(**marker.kwargs)
+    try:
+        yield stripe_emulator_server
+    finally:
+        stripe_emulator_server.reset()
 
 
 @pytest.fixture
