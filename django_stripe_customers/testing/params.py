@@ -218,13 +218,20 @@ def _clean_integer(value: Any, param: str) -> int:
     return number
 
 
-def _clean_object(value: Any, spec: Spec, param: str) -> dict[str, Any] | None:
+def _is_unset(value: Any, spec: Spec, param: str) -> bool:
+    """``""`` unsets an object that ``accepts_empty``; anything else must be an object."""
     if value == "":
         if spec.get("accepts_empty"):
-            return None
+            return True
         raise empty_not_allowed(param)
     if not isinstance(value, dict):
         raise invalid("Invalid object", param=param)
+    return False
+
+
+def _clean_object(value: Any, spec: Spec, param: str) -> dict[str, Any] | None:
+    if _is_unset(value, spec, param):
+        return None
     fields: dict[str, Spec] = spec.get("fields", {})
     cleaned: dict[str, Any] = {}
     for key, item in value.items():
@@ -241,36 +248,30 @@ def _clean_object(value: Any, spec: Spec, param: str) -> dict[str, Any] | None:
 def _clean_map(value: Any, spec: Spec, param: str) -> dict[str, str] | None:
     """Metadata: string keys and values within ``schema.METADATA_LIMITS``."""
     limits = schema.METADATA_LIMITS
-    if value == "":
-        if spec.get("accepts_empty"):
-            return None
-        raise empty_not_allowed(param)
-    if not isinstance(value, dict):
-        raise invalid("Invalid object", param=param)
+    if _is_unset(value, spec, param):
+        return None
     for key, item in value.items():
         where = f"{param}[{key}]"
         if any(char in key for char in limits["key_forbidden_chars"]):
             raise invalid(
                 "Metadata keys may not contain square brackets ('[' or ']').", param=where
             )
-        if len(key) > limits["key_max_length"]:
-            raise invalid(
-                f"Metadata keys can have up to {limits['key_max_length']} characters, but you "
-                f"passed in a key that is {len(key)} characters.",
-                param=where,
-                code="parameter_invalid_string_too_long",
-            )
+        _check_metadata_length("key", key, limits["key_max_length"], where)
         if not isinstance(item, str):
             raise invalid(f"Invalid string: {item!r}", param=where)
-        if len(item) > limits["value_max_length"]:
-            raise invalid(
-                f"Metadata values can have up to {limits['value_max_length']} characters, but "
-                f"you passed in a value that is {len(item)} characters.",
-                param=where,
-                code="parameter_invalid_string_too_long",
-            )
+        _check_metadata_length("value", item, limits["value_max_length"], where)
     check_metadata_size({key: item for key, item in value.items() if item != ""}, param)
     return dict(value)
+
+
+def _check_metadata_length(what: str, text: str, limit: int, where: str) -> None:
+    if len(text) > limit:
+        raise invalid(
+            f"Metadata {what}s can have up to {limit} characters, but you passed in a {what} "
+            f"that is {len(text)} characters.",
+            param=where,
+            code="parameter_invalid_string_too_long",
+        )
 
 
 def check_metadata_size(metadata: dict[str, Any], param: str = "metadata") -> None:
