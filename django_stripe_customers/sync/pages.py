@@ -35,6 +35,7 @@ from .pull import (
     status_after_pull,
     verdict_for,
 )
+from .upsert import upsert
 
 PAGE_SIZE: Final = 100
 
@@ -93,24 +94,51 @@ def pull_range(
     client = client or get_client()
     started = time.monotonic()
     result = PullResult() if result is None else result
+    one_pass = RangePass(created_gte, created_lt, result, client)
+    for page in _pages(client, range_params(created_gte, created_lt), result):
+        one_pass.apply(page)
+        result.seconds = time.monotonic() - started
+        if progress is not None:
+            progress(result)
+    one_pass.finish()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def range_params(created_gte: int | None, created_lt: int | None) -> dict[str, Any]:
+    """The list parameters of ``[created_gte, created_lt)`` (None: unbounded)."""
     params: dict[str, Any] = {}
     if created_gte is not None:
         params["created[gte]"] = created_gte
     if created_lt is not None:
         params["created[lt]"] = created_lt
-    window = _UnseenWindow(_datetime(created_gte), _datetime(created_lt))
-    unseen: list[str] = []
-    for page in _pages(client, params, result):
-        rereads = _upsert_page(page, result)
-        _reread_rows(client, rereads, result)
-        unseen += window.after_page(page)
-        result.seconds = time.monotonic() - started
-        if progress is not None:
-            progress(result)
-    unseen += window.after_last_page()
-    _check_unseen(client, unseen, result)
-    result.seconds = time.monotonic() - started
-    return result
+    return params
+
+
+class RangePass:
+    """Applying a pass over ``[gte, lt)``: its pages, newest first, then the local rows in the
+    range that no page listed (retrieved one by one; flagged when Stripe says deleted)."""
+
+    def __init__(
+        self, gte: int | None, lt: int | None, result: PullResult, client: StripeClient
+    ) -> None:
+        self.result, self.client = result, client
+        self._window = _UnseenWindow(_datetime(gte), _datetime(lt))
+        self._unseen: list[str] = []
+
+    def apply(self, page: PageData) -> None:
+        rereads = _upsert_page(page, self.result)
+        _reread_rows(self.client, rereads, self.result)
+        self._unseen += self._window.after_page(page)
+
+    def narrow(self, gte: int) -> None:
+        """The pass now ends at ``gte``: what is older is another pass's (a split)."""
+        self._window.narrow(_datetime(gte))
+
+    def finish(self) -> None:
+        self._unseen += self._window.after_last_page()
+        _check_unseen(self.client, self._unseen, self.result)
+        self._unseen = []
 
 
 def as_timestamp(value: int | datetime) -> int:
@@ -142,7 +170,7 @@ def _upsert_page(page: PageData, result: PullResult) -> list[tuple[str, object]]
         known = {
             c.stripe_id: c for c in Customer.objects.select_for_update().filter(stripe_id__in=ids)
         }
-        by_columns: dict[tuple[str, ...], list[Customer]] = {}
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for obj in page:
             customer = known.get(obj["id"])
             if customer is not None:
@@ -161,27 +189,22 @@ def _upsert_page(page: PageData, result: PullResult) -> list[tuple[str, object]]
                 result.created += 1
             else:
                 result.updated += 1
-            row = Customer(
-                stripe_id=obj["id"],
-                stripe_data=obj,
-                deleted=False,
-                sync_status=status_after_pull(customer),
-                sync_error="",
-                synced_at=now,
-                remote_updated_at=newest(
+            row = {
+                **values,
+                "stripe_id": obj["id"],
+                "stripe_data": obj,
+                "deleted": False,
+                "sync_status": status_after_pull(customer),
+                "sync_error": "",
+                "synced_at": now,
+                "remote_updated_at": newest(
                     customer.remote_updated_at if customer else None, fetched.observed
                 ),
-                **values,
-            )
+            }
             by_columns.setdefault(tuple(sorted(values)), []).append(row)
         # Rows of one page nearly always carry the same attributes: one upsert per shape.
         for columns, rows in by_columns.items():
-            Customer.objects.bulk_create(
-                rows,
-                update_conflicts=True,
-                unique_fields=["stripe_id"],
-                update_fields=[*columns, *_BOOKKEEPING],
-            )
+            upsert(rows, update=(*columns, *_BOOKKEEPING))
     return rereads
 
 
@@ -224,6 +247,9 @@ class _UnseenWindow:
         self._gte, self._lt = gte, lt
         self._upper: datetime | None = None
         self._at_upper: set[str] = set()
+
+    def narrow(self, gte: datetime | None) -> None:
+        self._gte = gte
 
     def after_page(self, page: list[dict[str, Any]]) -> list[str]:
         lower = _created(page[-1])
