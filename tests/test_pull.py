@@ -275,7 +275,8 @@ def test_partitions_produce_the_same_rows_as_one_pass(stripe_settings):
     assert rows_partitioned == rows_one
     assert partitioned.created == one_pass.created == 230
     run = PullRun.objects.latest()
-    assert (run.partitions, run.partitions_done, run.status) == (4, 4, "succeeded")
+    assert run.partitions == run.partitions_done > 4, "more slices than workers, all reported"
+    assert run.status == "succeeded"
 
 
 def test_progress_callback_sees_each_page(stripe_settings):
@@ -323,13 +324,16 @@ def test_a_partitioned_slice_that_fails_records_what_it_wrote(stripe_settings, s
             "API_BASE": proxy.url,
             "MAX_RETRIES": 0,
         }
-        # The older slice's one (empty) page and the newer slice's first page go through;
-        # its second page is refused for good (401).
-        proxy.enqueue(AFTER(2, STATUS(401, method="GET", path="/v1/customers")))
+        # The newest page (listed by the run itself) goes through; the slices' pages are
+        # refused for good (401).
+        proxy.enqueue(AFTER(1, STATUS(401, method="GET", path="/v1/customers")))
+        proxy.enqueue(*[STATUS(401, method="GET", path="/v1/customers")] * 10)
         with pytest.raises(AuthenticationError):
             pull_all(created_gte=0, created_lt=2**31, partitions=2)
 
     run = PullRun.objects.get()
     assert run.status == PullRun.Status.FAILED
-    assert run.created == Customer.objects.count() == 100, "the run counts what was written"
+    # the newest page but its last second (which goes with the slices)
+    written = Customer.objects.count()
+    assert run.created == written == 99, "the run counts what was written"
     assert any("AuthenticationError" in error for error in run.errors)

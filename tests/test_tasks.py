@@ -64,13 +64,13 @@ def test_pull_customer_task_does_not_retry_a_404(quiet):
 
 
 def test_pull_all_task_runs_one_pass_or_hands_out_slices(quiet):
-    quiet.seed(30, spacing=600)
-    assert pull_all_task.apply().get()["created"] == 30
+    quiet.seed(300, spacing=600)
+    assert pull_all_task.apply().get()["created"] == 300
 
     answer = pull_all_task.apply(kwargs={"partitions": 3}).get()
     run = PullRun.objects.get(pk=answer["pull_run"])
-    assert answer["partitions"] == run.partitions == 3
-    assert (run.status, run.partitions_done, run.unchanged) == ("succeeded", 3, 30)
+    assert answer["partitions"] == run.partitions == run.partitions_done > 3
+    assert (run.status, run.unchanged) == ("succeeded", 300)
 
 
 def test_pull_slice_task_reports_into_its_run(quiet):

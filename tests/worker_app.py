@@ -14,7 +14,7 @@ import django
 django.setup()
 
 import django_stripe_customers.tasks  # noqa: E402, F401  (registers the tasks)
-from django_stripe_customers.sync import push  # noqa: E402
+from django_stripe_customers.sync import pages, push  # noqa: E402
 from tests.celery_app import app  # noqa: E402
 
 __all__ = ["app"]
@@ -35,5 +35,23 @@ def _crash_once_after_stripe_answered(marker: Path) -> None:
     push._apply_answer = crash_then_apply
 
 
+def _crash_once_in_a_slice(marker: Path) -> None:
+    """Kill this worker process the first time a pull slice has written a page: the slice's
+    message must go to another worker, which pulls the slice again."""
+    apply = pages.RangePass.apply
+
+    def crash_after_apply(self: Any, page: Any) -> None:
+        apply(self, page)
+        try:
+            marker.touch(exist_ok=False)
+        except FileExistsError:
+            return
+        os._exit(1)
+
+    pages.RangePass.apply = crash_after_apply  # type: ignore[method-assign]
+
+
 if os.environ.get("WORKER_CRASH_MARKER"):
     _crash_once_after_stripe_answered(Path(os.environ["WORKER_CRASH_MARKER"]))
+if os.environ.get("WORKER_CRASH_SLICE_MARKER"):
+    _crash_once_in_a_slice(Path(os.environ["WORKER_CRASH_SLICE_MARKER"]))

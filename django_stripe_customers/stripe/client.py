@@ -235,6 +235,7 @@ class StripeClient:
                 raise APIError(f"GET {path}: a list response without a 'data' array")
             page_data = PageData(data)
             page_data.last_response = page.last_response
+            page_data.has_more = bool(page.get("has_more"))
             yield page_data
             if not page.get("has_more") or not data:
                 return

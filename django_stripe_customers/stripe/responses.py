@@ -41,9 +41,11 @@ class StripeObject(dict[str, Any]):
 
 
 class PageData(list[dict[str, Any]]):
-    """The ``data`` of one page of a list; ``last_response`` is the page's response."""
+    """The ``data`` of one page of a list; ``last_response`` is the page's response and
+    ``has_more`` whether the list goes on."""
 
     last_response: ResponseInfo | None = None
+    has_more: bool = False
 
 
 def observed_at(value: object) -> int | None:

@@ -1,24 +1,26 @@
 """Whole-account pulls as recorded runs: ``pull_all``, its partitions and their ``PullRun``.
 
-``pull_all`` runs one pass in-process, or splits the ``created`` range into Celery subtasks
-(``pull_slice_task``) that report into the run's ``PullRun`` row as they finish, so no Celery
-result backend is needed to wait for them.
+``pull_all`` runs one pass in-process, several streams in-process (``streams``), or hands
+slices of the ``created`` range to Celery subtasks (``pull_slice_task``) that report into the
+run's ``PullRun`` row as they finish, so no Celery result backend is needed to wait for them.
 """
 
 from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from itertools import pairwise
 from typing import Final
 
 from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone as django_timezone
 
+from ..clients import get_client
 from ..models import PullRun
 from ..stripe import StripeClient
 from .pages import Progress, PullResult, as_timestamp, pull_range
+from .slicing import Board, start
+from .streams import apply_head, pull_streams
 
 #: How often a partitioned pull looks at its ``PullRun`` row while the workers pull.
 POLL_SECONDS: Final = 0.5
@@ -30,6 +32,7 @@ def pull_all(
     partitions: int = 1,
     progress: Progress | None = None,
     *,
+    parallel: int = 1,
     client: StripeClient | None = None,
     timeout: float | None = None,
 ) -> PullResult:
@@ -39,23 +42,32 @@ def pull_all(
     new and known customers, memory flat in the number of customers. Local rows in the range
     that Stripe did not list are then retrieved one by one and flagged if Stripe says deleted.
 
-    ``partitions > 1`` splits the ``created`` range into that many Celery subtasks so as many
-    workers pull in parallel; this call waits for them (up to ``timeout`` seconds), reading
-    their progress from the run's ``PullRun`` row. Each call is recorded as a ``PullRun``.
+    ``parallel > 1`` fetches with that many streams in this process (one writer: the calling
+    thread), paced by the client's rate limiter. ``partitions > 1`` hands slices of the range
+    to Celery workers (``SLICES_PER_PARTITION`` per worker) and waits for them (up to
+    ``timeout`` seconds), reading their progress from the run's ``PullRun`` row. Each call is
+    recorded as a ``PullRun``.
     """
+    if parallel < 1 or partitions < 1:
+        raise ValueError(f"parallel and partitions must be at least 1 ({parallel}, {partitions})")
     if partitions > 1:
         if transaction.get_connection().in_atomic_block:
             raise RuntimeError(
                 "A partitioned pull waits for Celery workers, which cannot see an uncommitted "
                 "transaction: call pull_all(partitions=...) outside transaction.atomic()."
             )
-        run = start_partitioned_pull(created_gte, created_lt, partitions)
+        run = start_partitioned_pull(created_gte, created_lt, partitions, client=client)
         return _wait_for_run(run, progress, timeout)
     gte, lt = _bound(created_gte), _bound(created_lt)
     run = PullRun.objects.create(created_gte=gte, created_lt=lt, partitions=1)
     result = PullResult()
     try:
-        pull_range(gte, lt, progress, client=client, result=result)
+        if parallel > 1:
+            low, high = full_range(gte, lt)
+            stripe = client or get_client()
+            pull_streams(low, high, parallel, progress, client=stripe, result=result)
+        else:
+            pull_range(gte, lt, progress, client=client, result=result)
     except Exception as exc:  # recorded with what was written before it, then raised as it was
         result.errors.append(_describe(exc))
         record_partition(run.pk, result, stopped=True)
@@ -68,37 +80,60 @@ def pull_all(
 #: receiver in ``receivers`` hands each ``(created_gte, created_lt)`` slice to a Celery task.
 slices_requested = Signal()
 
+#: Slices per Celery worker: many more slices than workers, so skew in ``created`` does not
+#: leave one worker with all the work.
+SLICES_PER_PARTITION: Final = 4
+
 
 def start_partitioned_pull(
-    created_gte: int | datetime | None, created_lt: int | datetime | None, partitions: int
+    created_gte: int | datetime | None,
+    created_lt: int | datetime | None,
+    partitions: int,
+    *,
+    client: StripeClient | None = None,
 ) -> PullRun:
-    """Record a run and ask for one slice task per part of the range; don't wait."""
+    """Record a run, find where its customers are (``slicing.plan``: the newest page, applied
+    here, and probes), and ask for one task per slice of the rest; don't wait for them."""
     gte, lt = _bound(created_gte), _bound(created_lt)
-    slices = partition_range(gte, lt, partitions)
-    run = PullRun.objects.create(created_gte=gte, created_lt=lt, partitions=len(slices))
+    low, high = full_range(gte, lt)
+    stripe = client or get_client()
+    run = PullRun.objects.create(created_gte=gte, created_lt=lt, partitions=1)
+    here = PullResult(requests=1)
+    first = start(stripe, low, high, count=lambda: None)
+    apply_head(first.head, first.head_slice, here, stripe)
+    slices = _slices_for_workers(first.board, SLICES_PER_PARTITION * partitions)
+    PullRun.objects.filter(pk=run.pk).update(partitions=len(slices) + 1)
+    record_partition(run.pk, here)
+    run.refresh_from_db()
     slices_requested.send(sender=PullRun, run=run, slices=slices)
     return run
+
+
+def _slices_for_workers(board: Board, count: int) -> list[tuple[int, int]]:
+    """``count`` slices sized at the head page's density, and the rest of the range as one
+    last slice (its worker finds how far back customers go)."""
+    slices: list[tuple[int, int]] = []
+    while board.frontier > board.low and len(slices) < count - 1:
+        piece = board.take()
+        assert piece is not None
+        slices.append((piece.low, piece.high))
+    if board.frontier > board.low:
+        slices.append((board.low, board.frontier))
+    return slices
 
 
 #: Stripe's launch: no customer is older, so an unbounded range starts here.
 STRIPE_EPOCH: Final = int(datetime(2011, 1, 1, tzinfo=timezone.utc).timestamp())
 
 
-def partition_range(
-    created_gte: int | None, created_lt: int | None, partitions: int
-) -> list[tuple[int, int]]:
-    """``[gte, lt)`` cut into ``partitions`` contiguous slices of (nearly) equal length.
-
-    An open start is Stripe's launch; an open end is a day from now (clocks differ).
-    """
-    if partitions < 1:
-        raise ValueError(f"partitions must be at least 1, got {partitions}")
+def full_range(created_gte: int | None, created_lt: int | None) -> tuple[int, int]:
+    """``[gte, lt)`` with its open ends closed: Stripe's launch, and a day from now (clocks
+    differ)."""
     low = STRIPE_EPOCH if created_gte is None else created_gte
     high = int(time.time()) + 86_400 if created_lt is None else created_lt
     if high <= low:
         raise ValueError(f"empty created range: [{low}, {high})")
-    edges = [low + (high - low) * i // partitions for i in range(partitions)] + [high]
-    return [(a, b) for a, b in pairwise(edges) if b > a]
+    return low, high
 
 
 def record_partition(run_pk: int, result: PullResult, *, stopped: bool = False) -> None:

@@ -1,0 +1,153 @@
+"""How streams share a whole-account pull: slices of the ``created`` range, cut as they go.
+
+Stripe lists customers newest first and says nothing of how old the oldest is. The first
+request lists the newest page (kept: it is complete in itself) and tells how dense customers
+are. Streams then take slices cut from a frontier moving back in time, each sized to hold about
+``SLICE_PAGES`` pages at the density the last slices showed; after an empty slice the next
+takes everything left. Once the frontier is at the bottom, a stream that runs out takes the
+older half of the slice with the most customers left (``Board.take``), so skew in ``created``
+does not leave one stream with all the work. Slice boundaries cost a partial page each; the
+walk back costs one empty page at most.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ..stripe import PageData, StripeClient
+from .pull import expansions
+
+PAGE_SIZE: Final = 100
+#: Pages a new slice should hold: fewer slices (each ends on a partial page) against balance.
+SLICE_PAGES: Final = 5
+#: The smallest span of ``created`` (seconds) worth cutting in two.
+MIN_SPLIT_SECONDS: Final = 2
+#: A slice is split only when what is left of it should hold this many pages (both halves get
+#: at least one full page, so a split costs less than it saves).
+MIN_SPLIT_PAGES: Final = 3
+
+
+@dataclass
+class Slice:
+    """Customers created in ``[low, high)``, fetched newest first; ``cursor`` is the created
+    time of the last one fetched (what is left is ``[low, cursor]``), ``fetched`` how many."""
+
+    number: int
+    low: int
+    high: int
+    cursor: int | None = None
+    fetched: int = 0
+    done: bool = False
+
+    def left(self) -> int:
+        """Seconds of ``created`` not fetched yet."""
+        top = self.high - 1 if self.cursor is None else self.cursor
+        return max(0, top - self.low)
+
+    def expected_left(self) -> float:
+        """Customers expected in what is left, at the density fetched so far (nothing fetched
+        yet: none, so a slice is never split before its first page tells its density)."""
+        if self.cursor is None or self.fetched == 0:
+            return 0.0
+        return self.fetched / max(1, self.high - self.cursor) * self.left()
+
+
+@dataclass
+class Start:
+    """The newest page of ``[low, high)`` (applied as it is: slice ``head``) and the board the
+    streams share for the rest."""
+
+    head: PageData
+    head_slice: Slice
+    board: Board
+
+
+def start(client: StripeClient, low: int, high: int, *, count: Callable[[], None]) -> Start:
+    """List the newest page of ``[low, high)``; ``count`` is called per request sent."""
+    count()
+    params: dict[str, Any] = {"created[gte]": low, "created[lt]": high, "limit": PAGE_SIZE}
+    answer = client.request("GET", "/v1/customers", params, expand=expansions("data."))
+    head = PageData(answer.get("data") or [])
+    head.last_response = answer.last_response
+    if not head or not answer.get("has_more"):
+        return Start(head, Slice(0, low, high, done=True), Board(low, low, 1.0))
+    newest, boundary = head[0]["created"], head[-1]["created"]
+    # The head holds every customer newer than ``boundary``; those of that very second go with
+    # the older slices (the page may have cut through them).
+    kept = _page(obj for obj in head if obj["created"] > boundary)
+    kept.last_response = head.last_response
+    density = len(head) / max(1, newest - boundary + 1)
+    return Start(kept, Slice(0, boundary + 1, high, done=True), Board(low, boundary + 1, density))
+
+
+def _page(objects: Iterable[dict[str, Any]]) -> PageData:
+    return PageData(objects)
+
+
+class Board:
+    """The slices streams share: cut new ones from the frontier, or split one in progress."""
+
+    def __init__(self, low: int, frontier: int, density: float) -> None:
+        self.low, self.frontier, self.density = low, frontier, density
+        self.slices: list[Slice] = []
+        self._everything_left = False
+        self._lock = threading.Lock()
+
+    def take(self) -> Slice | None:
+        """A slice to fetch; None when nothing is left to share."""
+        with self._lock:
+            if self.frontier > self.low:
+                return self._cut()
+            return self._split()
+
+    def _cut(self) -> Slice:
+        span = int(SLICE_PAGES * PAGE_SIZE / max(self.density, 1e-9))
+        low = self.low if self._everything_left else max(self.low, self.frontier - max(1, span))
+        piece = Slice(len(self.slices) + 1, low, self.frontier)
+        self.frontier = low
+        self.slices.append(piece)
+        return piece
+
+    def _split(self) -> Slice | None:
+        worth = [
+            s
+            for s in self.slices
+            if not s.done
+            and s.left() >= MIN_SPLIT_SECONDS
+            and s.expected_left() >= MIN_SPLIT_PAGES * PAGE_SIZE
+        ]
+        if not worth:
+            return None
+        largest = max(worth, key=Slice.expected_left)
+        middle = largest.low + largest.left() // 2 + 1
+        older = Slice(len(self.slices) + 1, largest.low, middle)
+        largest.low = middle
+        self.slices.append(older)
+        return older
+
+    def advance(self, piece: Slice, page: PageData) -> PageData:
+        """Record a fetched page of ``piece``; what it holds below the slice's (maybe raised)
+        ``low`` belongs to a split-off slice and is dropped. The slice is done after its last
+        page, or once a page reached below ``low``."""
+        with self._lock:
+            kept = _page(obj for obj in page if obj["created"] >= piece.low)
+            kept.last_response = page.last_response
+            if kept:
+                piece.cursor = kept[-1]["created"]
+                piece.fetched += len(kept)
+            if len(kept) < len(page) or not page.has_more:
+                piece.done = True
+            return kept
+
+    def finish(self, piece: Slice) -> None:
+        """``piece`` is fetched: its density sizes the next slices; empty, the next slice takes
+        everything left (the customers may have ended there)."""
+        with self._lock:
+            piece.done = True
+            if piece.fetched:
+                self.density = piece.fetched / max(1, piece.high - piece.low)
+            elif piece.cursor is None:
+                self._everything_left = True
