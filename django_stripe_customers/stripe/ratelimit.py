@@ -9,6 +9,7 @@
 - ``LocalRateLimiter``: one ``AdaptiveBucket`` for the threads of one process; the lock is held
   for the arithmetic only, every caller sleeps outside it until its own send time (first come,
   first served). ``django_stripe_customers.ratelimits`` shares one bucket between processes.
+- ``default_rate(api_key)``: Stripe's documented limit for the key's mode.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ MIN_RATE = 1.0
 RECOVERY = 0.1
 #: Default burst: the requests a full bucket lets through at once, as seconds of the rate.
 BURST_SECONDS = 0.5
+#: Stripe's global rate limit by the key's mode, requests per second (its rate-limit page).
+DEFAULT_RATES = {"live": 100.0, "test": 25.0}
 
 
 class RateLimiter(Protocol):
@@ -51,6 +54,20 @@ class RateLimiter(Protocol):
     def on_rate_limited(self, generation: int, retry_after: float | None) -> None:
         """Stripe answered 429 ``rate_limit``: slow down, and send nothing before
         ``retry_after`` seconds from now when Stripe said so."""
+
+
+def key_mode(api_key: str) -> str | None:
+    """``"live"`` or ``"test"`` as the key's prefix says (``sk_``/``rk_``); None otherwise."""
+    for mode in DEFAULT_RATES:
+        if api_key.startswith((f"sk_{mode}_", f"rk_{mode}_")):
+            return mode
+    return None
+
+
+def default_rate(api_key: str) -> float:
+    """Stripe's limit for the key's mode: 100/s live, 25/s test (and when the prefix does not
+    tell: the lower one is the safe guess)."""
+    return DEFAULT_RATES[key_mode(api_key) or "test"]
 
 
 def is_rate_limited(status: int | None, code: str | None) -> bool:
