@@ -107,9 +107,7 @@ def test_a_429_seen_by_one_process_slows_every_process(redis_client, bucket) -> 
 def test_retry_after_seen_by_one_process_holds_back_the_others(redis_client, bucket) -> None:
     first_process = RedisRateLimiter(connect_redis(REDIS_URL), bucket, 100)
     slept: list[float] = []
-    second_process = RedisRateLimiter(
-        connect_redis(REDIS_URL), bucket, 100, sleep=slept.append
-    )
+    second_process = RedisRateLimiter(connect_redis(REDIS_URL), bucket, 100, sleep=slept.append)
     first_process.on_rate_limited(first_process.acquire(), retry_after=2.0)
     second_process.acquire()
     assert slept and 1.9 <= slept[0] <= 2.0

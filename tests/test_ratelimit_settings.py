@@ -128,9 +128,7 @@ def test_e003_a_bad_rate_limit(settings, rate):
 def test_e003_a_bad_rate_limit_backend(settings, backend):
     configure(settings, RATE_LIMIT_BACKEND=backend)
     messages = checks.run_checks(tags=["stripe_customers"])
-    assert any(
-        m.id == "stripe_customers.E003" and "RATE_LIMIT_BACKEND" in m.msg for m in messages
-    )
+    assert any(m.id == "stripe_customers.E003" and "RATE_LIMIT_BACKEND" in m.msg for m in messages)
 
 
 @pytest.mark.parametrize(
