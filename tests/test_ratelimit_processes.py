@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 import redis
 
-from django_stripe_customers.ratelimits import KEY_PREFIX, bucket_name, connect_redis
+from django_stripe_customers.ratelimits import KEY_PREFIX, bucket_name
 from tests.processes import stop
+from tests.test_ratelimit_redis import REDIS_URL, redis_or_skip
 
 ROOT = Path(__file__).resolve().parent.parent
-REDIS_URL = os.environ.get("TEST_RATELIMIT_REDIS_URL", "redis://127.0.0.1:6379/13")
 WORKER_KEY = "sk_test_ratelimit_workers"  # tests/settings_ratelimit_worker.py
 WORKERS, THREADS = 2, 4
 
@@ -34,13 +34,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def shared_bucket(stripe_emulator) -> Iterator[tuple[redis.Redis, str]]:
     """Redis, and the key of the workers' bucket (emptied before and after the test)."""
-    client = connect_redis(REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        if os.environ.get("CI") or os.environ.get("REQUIRE_POSTGRES"):
-            pytest.fail(f"Redis is required here and does not answer at {REDIS_URL}: {exc}")
-        pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
+    client = redis_or_skip()
     key = KEY_PREFIX + bucket_name(WORKER_KEY, stripe_emulator.url)
     client.delete(key)
     yield client, key

@@ -23,8 +23,8 @@ from tests.test_ratelimit import FakeTime
 REDIS_URL = os.environ.get("TEST_RATELIMIT_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
-@pytest.fixture
-def redis_client() -> Iterator[redis.Redis]:
+def redis_or_skip() -> redis.Redis:
+    """The tests' Redis; a skip when it does not answer, a failure in CI."""
     client = connect_redis(REDIS_URL)
     try:
         client.ping()
@@ -32,6 +32,12 @@ def redis_client() -> Iterator[redis.Redis]:
         if os.environ.get("CI") or os.environ.get("REQUIRE_POSTGRES"):
             pytest.fail(f"Redis is required here and does not answer at {REDIS_URL}: {exc}")
         pytest.skip(f"no Redis at {REDIS_URL}: {exc}")
+    return client
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    client = redis_or_skip()
     yield client
     client.close()
 
