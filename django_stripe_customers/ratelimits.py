@@ -10,7 +10,7 @@ rate, pause for ``Retry-After``) and the recovery go through the same script, so
 one worker slows them all. The key names the key's mode and a digest of the key and API base,
 never the key. If Redis does not answer, each process falls back to a local bucket of the same
 rate for ``REDIS_RETRY_AFTER`` seconds (and logs it), so Stripe calls go on, each process at no
-more than the rate, and no request waits on a dead Redis more than once in that time.
+more than the rate, without waiting on a dead Redis for every request.
 """
 
 from __future__ import annotations

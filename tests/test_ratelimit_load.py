@@ -57,7 +57,7 @@ def hammer(client: StripeClient, total: int, threads: int = THREADS) -> Run:
             with lock:
                 run.finished.append(time.monotonic())
                 if client.rate_limiter is not None:
-                    run.rates.append(client.rate_limiter.rate)  # type: ignore[attr-defined]
+                    run.rates.append(client.rate_limiter.rate)
 
     workers = [threading.Thread(target=worker) for _ in range(threads)]
     started = time.monotonic()

@@ -45,6 +45,14 @@ class RateLimiter(Protocol):
     that the 429s of requests sent before the bucket slowed down do not slow it again.
     """
 
+    @property
+    def max_rate(self) -> float:
+        """The configured requests per second."""
+
+    @property
+    def rate(self) -> float:
+        """Requests per second allowed now: below ``max_rate`` for a while after a 429."""
+
     def acquire(self) -> int:
         """Block until one request may be sent; the generation of the pace it was sent at."""
 
