@@ -4,7 +4,8 @@ Ids: ``stripe_customers.E001`` no API key (under ``check --deploy``; ``W005`` ot
 ``E002`` a publishable key where a secret key belongs, ``E003`` a setting of the wrong type,
 ``E004`` an ``API_BASE`` that is not an http(s) URL with a host, ``E005`` the API routed without
 ``rest_framework`` installed, ``E006`` the webhook routed without a signing secret (under
-``check --deploy``; ``W006`` otherwise); ``W001`` non-https API base outside DEBUG, ``W002`` an API
+``check --deploy``; ``W006`` otherwise), ``E008`` a Redis rate-limit backend without the
+``redis`` package; ``W001`` non-https API base outside DEBUG, ``W002`` an API
 version other than the pinned one, ``W003`` unknown keys in ``STRIPE_CUSTOMERS``, ``W004`` a live
 key pointed at something other than Stripe.
 
@@ -15,6 +16,8 @@ a command that talks to Stripe without a key stops with one line saying which se
 
 from __future__ import annotations
 
+import importlib.util
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,7 +28,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import URLResolver, get_resolver
 
-from . import conf, schema
+from . import conf, ratelimits, schema
 
 STRIPE_HOST = "api.stripe.com"
 
@@ -46,6 +49,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
     messages: list[Any] = []
     messages += _check_unknown_keys(configured)
     messages += _check_types()
+    messages += _check_rate_limit_backend()
     messages += _check_api_key()
     messages += _check_api_base()
     messages += _check_api_version()
@@ -117,10 +121,45 @@ def _check_types() -> list[Any]:
         isinstance(lease, bool) or not isinstance(lease, int | float) or lease < 0
     ):
         errors.append(_type_error("PUSH_LEASE", "None or a number of seconds >= 0", lease))
+    rate = conf.get_setting("RATE_LIMIT")
+    if rate is not None and (
+        isinstance(rate, bool)
+        or not isinstance(rate, int | float)
+        or not math.isfinite(rate)
+        or rate < 0
+    ):
+        expected = "None (the key's default), 0 (no limit) or requests per second > 0"
+        errors.append(_type_error("RATE_LIMIT", expected, rate))
     secrets = conf.get_setting("WEBHOOK_SECRETS")
     if isinstance(secrets, str) or not all(isinstance(s, str) for s in secrets):
         errors.append(_type_error("WEBHOOK_SECRETS", "a list of strings", secrets))
     return errors
+
+
+def _check_rate_limit_backend() -> list[Any]:
+    backend = conf.get_setting("RATE_LIMIT_BACKEND")
+    if backend == ratelimits.LOCAL:
+        return []
+    if not isinstance(backend, str) or not backend.startswith(ratelimits.REDIS_SCHEMES):
+        return [
+            checks.Error(
+                f"{conf.SETTINGS_NAME}['RATE_LIMIT_BACKEND'] is {backend!r}: it must be "
+                f"{ratelimits.LOCAL!r} or a Redis URL.",
+                hint="'local' paces each process on its own; 'redis://127.0.0.1:6379/0' "
+                "shares one bucket between every worker.",
+                id="stripe_customers.E003",
+            )
+        ]
+    if importlib.util.find_spec("redis") is None:
+        return [
+            checks.Error(
+                f"{conf.SETTINGS_NAME}['RATE_LIMIT_BACKEND'] is a Redis URL but the redis "
+                "package is not installed.",
+                hint="pip install 'redis>=5', or set RATE_LIMIT_BACKEND to 'local'.",
+                id="stripe_customers.E008",
+            )
+        ]
+    return []
 
 
 def _type_error(name: str, expected: str, value: Any) -> Any:

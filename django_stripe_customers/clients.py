@@ -1,7 +1,8 @@
 """``get_client()``: the ``StripeClient`` for the project's settings (read through ``conf``).
 
 Settings are read on every call (so ``override_settings`` just works); clients are cached per
-distinct configuration so their connection pools are reused.
+distinct configuration so their connection pools are reused. Every client of one key and API
+base shares one rate limiter (``RATE_LIMIT``, ``RATE_LIMIT_BACKEND``; see ``ratelimits``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import threading
 from typing import Any
 
 from .conf import get_setting
+from .ratelimits import forget_limiters, limiter_for
 from .stripe import StripeClient
 
 #: Distinct configurations kept at once (e.g. one per connected account); oldest dropped first.
@@ -29,12 +31,20 @@ _clients_lock = threading.Lock()
 
 
 def get_client(**overrides: Any) -> StripeClient:
-    """The client for the current settings; ``overrides`` are ``StripeClient`` arguments.
+    """The client for the current settings; ``overrides`` are ``StripeClient`` arguments
+    (``rate_limiter=None`` for one that is not limited).
 
     Raises ``ImproperlyConfigured`` when no API key is configured.
     """
     options = {argument: get_setting(name) for argument, name in _SETTINGS.items()}
     options.update(overrides)
+    if "rate_limiter" not in options:
+        options["rate_limiter"] = limiter_for(
+            options["api_key"],
+            options["api_base"],
+            get_setting("RATE_LIMIT"),
+            get_setting("RATE_LIMIT_BACKEND"),
+        )
     # The secret is kept out of the cache key (a digest stands in) so no repr can show it.
     cache_key = tuple(
         sorted(
@@ -53,10 +63,12 @@ def get_client(**overrides: Any) -> StripeClient:
 
 
 def clear_client_cache() -> None:
-    """Forget (and close) every cached client, e.g. after the settings changed."""
+    """Forget (and close) every cached client and rate limiter, e.g. after the settings
+    changed."""
     with _clients_lock:
         clients = list(_clients.values())
         _clients.clear()
+    forget_limiters()
     for client in clients:
         client.close()
 

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from . import schema
+from .stripe.ratelimit import key_mode
 
 SETTINGS_NAME: Final = "STRIPE_CUSTOMERS"
 
@@ -57,6 +58,13 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     # safe); None: the client's worst case (TIMEOUT x tries + backoff) plus 10 s. A push whose
     # worker died on this host is taken over at once.
     "PUSH_LEASE": None,
+    # Requests per second to Stripe, every try of every request of this process (or of every
+    # process sharing RATE_LIMIT_BACKEND); None: Stripe's limit for the key's mode (25 for
+    # test keys, 100 for live ones); 0: no limit. A 429 slows it down for a while.
+    "RATE_LIMIT": None,
+    # Where the rate limit's bucket lives: "local" (one per process, for its threads) or a
+    # Redis URL ("redis://host:6379/0"): one bucket shared by every process and host.
+    "RATE_LIMIT_BACKEND": "local",
     # DRF permission classes guarding the customers API: by default Django's model permissions
     # on Customer, as in the admin (view to read, add to create, change to update and pull).
     "API_PERMISSION_CLASSES": ["django_stripe_customers.api.permissions.CustomerModelPermissions"],
@@ -118,12 +126,8 @@ def key_is_live() -> bool | None:
     or with one whose mode its prefix does not tell."""
     if not has_api_key():
         return None
-    key = str(get_setting("API_KEY"))
-    if key.startswith(("sk_live_", "rk_live_")):
-        return True
-    if key.startswith(("sk_test_", "rk_test_")):
-        return False
-    return None
+    mode = key_mode(str(get_setting("API_KEY")))
+    return None if mode is None else mode == "live"
 
 
 def _from_env(name: str, raw: str) -> Any:

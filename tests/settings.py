@@ -52,6 +52,10 @@ STRIPE_CUSTOMERS = {
     "API_KEY": "sk_test_local",
     "API_BASE": "http://127.0.0.1:9",
     "WEBHOOK_SECRETS": ["whsec_tests_not_secret"],
+    # The emulator has no rate limit unless a test asks for one; tests of the client's limiter
+    # (tests/test_ratelimit*.py) set their own. Processes started with other settings (the
+    # demo, manage.py subprocesses, Celery workers) keep the default: 25/s for a test key.
+    "RATE_LIMIT": 0,
 }
 
 # Tests talk to local Stripe servers over plain http on loopback, on purpose.

@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "testing": 1,
     "conf": 2,
     "clients": 2,
+    "ratelimits": 2,
     "validation": 3,
     "mirror": 3,
     "edits": 3,

@@ -19,6 +19,7 @@ from .errors import (
     RateLimitError,
     StripeError,
 )
+from .ratelimit import LocalRateLimiter, RateLimiter
 from .responses import PageData, ResponseInfo, StripeObject, observed_at, sent_at
 
 __all__ = [
@@ -31,9 +32,11 @@ __all__ = [
     "CustomersResource",
     "IdempotencyError",
     "InvalidRequestError",
+    "LocalRateLimiter",
     "PageData",
     "PermissionDeniedError",
     "RateLimitError",
+    "RateLimiter",
     "ResponseInfo",
     "StripeClient",
     "StripeError",

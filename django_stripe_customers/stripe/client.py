@@ -1,6 +1,7 @@
 """StripeClient: Stripe's HTTP API over a pooled ``requests.Session``.
 
-Auth, API version, idempotency keys, retries with backoff (the policy is ``retry``), paging.
+Auth, API version, idempotency keys, retries with backoff (the policy is ``retry``), paging,
+and an optional rate limiter that every try waits on (``ratelimit``).
 ``client.customers`` is the Customers endpoints (``customers``).
 """
 
@@ -31,8 +32,9 @@ from .errors import (
     StripeError,
     error_from_response,
 )
+from .ratelimit import RateLimiter, is_rate_limited
 from .responses import PageData, StripeObject, decode
-from .retry import retry_delay, should_retry
+from .retry import retry_after, retry_delay, should_retry
 
 logger = logging.getLogger("django_stripe_customers.stripe")
 
@@ -130,6 +132,7 @@ class StripeClient:
         initial_retry_delay: float = 0.5,
         max_retry_delay: float = MAX_RETRY_DELAY,
         max_retry_after: float = 60.0,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         _check_config(api_key, api_base, api_version, timeout, max_retries, stripe_account)
         if not 0 <= initial_retry_delay <= max_retry_delay or not max_retry_after >= 0:
@@ -142,6 +145,8 @@ class StripeClient:
         self.initial_retry_delay = initial_retry_delay
         self.max_retry_delay = max_retry_delay
         self.max_retry_after = max_retry_after
+        #: Paces every try of every request (shared with the other clients of this account).
+        self.rate_limiter = rate_limiter
         self.sleep: Callable[[float], None] = time.sleep
         self._auth = _BearerAuth(api_key)
         self._key_kind = _key_kind(api_key)
@@ -247,6 +252,7 @@ class StripeClient:
         tries = self.max_retries + 1
         attempt = 0
         while True:
+            generation = self.rate_limiter.acquire() if self.rate_limiter else 0
             started = time.monotonic()
             sent = time.time()
             status: int | None = None
@@ -274,8 +280,10 @@ class StripeClient:
                                  attempt=attempt + 1, duration_ms=round(duration_ms, 1)),
                 )  # fmt: skip
                 if 200 <= status < 300:
+                    self._pace(generation, status, None, response_headers)
                     return decode(response, sent)
                 error = error_from_response(status, response.content, response_headers)
+                self._pace(generation, status, error.code, response_headers)
                 reason = f"HTTP {status} {error.type or type(error).__name__}"
             if not should_retry(
                 attempt=attempt,
@@ -300,6 +308,18 @@ class StripeClient:
             )  # fmt: skip
             self.sleep(delay)
             attempt += 1
+
+    def _pace(
+        self, generation: int, status: int, code: str | None, headers: Mapping[str, str]
+    ) -> None:
+        """Tell the rate limiter whether Stripe's own limiter let this try through."""
+        if self.rate_limiter is None:
+            return
+        if is_rate_limited(status, code):
+            wait = retry_after(headers, self.max_retry_after)
+            self.rate_limiter.on_rate_limited(generation, wait)
+        else:
+            self.rate_limiter.on_success(generation)
 
 
 def _connection_error(

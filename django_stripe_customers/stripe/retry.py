@@ -39,12 +39,14 @@ def should_retry(
     return status in (409, 429) or status >= 500
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
+def retry_after(headers: Mapping[str, str], maximum: float) -> float | None:
+    """The ``Retry-After`` (seconds) to honour: None when absent, malformed, not positive or
+    above ``maximum`` (more than we are willing to wait: we back off our own way instead)."""
     try:
         seconds = float(_header(headers, "Retry-After") or "")
     except ValueError:
         return None
-    return seconds if math.isfinite(seconds) else None
+    return seconds if math.isfinite(seconds) and 0 < seconds <= maximum else None
 
 
 def retry_delay(
@@ -64,7 +66,5 @@ def retry_delay(
     than we are willing to wait, so we back off our own way and keep the retry budget).
     """
     delay = min(initial * 2.0 ** min(attempt, 32), maximum) * (0.75 + 0.25 * rand())
-    retry_after = _retry_after(headers)
-    if retry_after is not None and 0 < retry_after <= max_retry_after:
-        delay = max(retry_after, delay)
-    return delay
+    asked = retry_after(headers, max_retry_after)
+    return delay if asked is None else max(asked, delay)
