@@ -163,6 +163,7 @@ def setup_django(db_path: str, api_base: str, args: argparse.Namespace) -> None:
         "TIMEOUT": args.timeout,
         "MAX_RETRIES": args.max_retries,
         "PUSH_ON_SAVE": True,
+        "RATE_LIMIT": 0,  # the emulator here has no rate limit; faults come from the proxy
     }
     options["LOGGING_CONFIG"] = None
     options["CELERY_TASK_EAGER_PROPAGATES"] = args.eager_propagates
