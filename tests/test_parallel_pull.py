@@ -3,18 +3,21 @@ the rows of a single pass: the same customers, the same data, the same deletions
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
 import pytest
 from django.core.management import call_command
+from django.db import DatabaseError, connection, transaction
 
 from django_stripe_customers.clients import clear_client_cache, get_client
 from django_stripe_customers.models import Customer, PullRun
 from django_stripe_customers.stripe import AuthenticationError
 from django_stripe_customers.stripe.responses import PageData
-from django_stripe_customers.sync import pull_all
+from django_stripe_customers.sync import pages, pull_all
 from django_stripe_customers.sync.slicing import MIN_SPLIT_PAGES, PAGE_SIZE, Board, Slice
+from django_stripe_customers.sync.streams import WRITERS, writer_count
 from tests.faultproxy import AFTER, STATUS, FaultProxy
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -138,6 +141,47 @@ def test_a_stream_that_fails_stops_the_pull_and_the_run_records_what_was_written
     assert run.status == "failed" and run.finished_at is not None
     assert run.created == Customer.objects.count() > 0
     assert not [t for t in threading.enumerate() if t.name.startswith("pull-stream")]
+
+
+def test_on_postgresql_two_writers_apply_the_pages_and_on_sqlite_the_caller_alone(
+    stripe_settings,
+):
+    stripe_settings.seed(800, spacing=60)
+    writers = set()
+
+    result = pull_all(parallel=8, progress=lambda _: writers.add(threading.current_thread().name))
+
+    assert result.created == Customer.objects.count() == 800
+    if connection.vendor == "sqlite":  # one writer at a time: the calling thread
+        assert writers == {threading.current_thread().name}
+    else:  # every page of a slice to one writer, each on its own connection
+        assert writers == {f"pull-writer-{n}" for n in range(WRITERS)}
+    with transaction.atomic():  # other connections could not join the caller's transaction
+        assert writer_count() == 1
+
+
+def test_a_writer_that_fails_stops_the_pull_and_the_run_records_what_was_written(
+    stripe_settings, monkeypatch
+):
+    stripe_settings.seed(900, spacing=60)
+    # A mock, as the database refusing one page while it takes the others cannot be provoked
+    # for real: the fourth page applied raises, in whichever writer gets it.
+    upsert_page = pages._upsert_page
+    applied = itertools.count(1)
+
+    def fail_on_the_fourth(page, result):
+        if next(applied) == 4:
+            raise DatabaseError("the database refused this page")
+        return upsert_page(page, result)
+
+    monkeypatch.setattr(pages, "_upsert_page", fail_on_the_fourth)
+    with pytest.raises(DatabaseError, match="refused this page"):
+        pull_all(parallel=4)
+
+    run = PullRun.objects.get()
+    assert run.status == "failed" and "refused this page" in run.errors[0]
+    assert run.created == Customer.objects.count() > 0, "the counts of every writer"
+    assert not [t for t in threading.enumerate() if t.name.startswith("pull-")]
 
 
 def test_the_command_pulls_in_streams(stripe_settings, capsys):

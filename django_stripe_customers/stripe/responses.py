@@ -7,11 +7,11 @@ idempotent replay, whose body is the first answer's and so says nothing about no
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import orjson
 import requests
 
 from .errors import APIError, _header, error_from_response
@@ -74,7 +74,7 @@ def response_info(response: requests.Response, sent: float | None = None) -> Res
 def decode(response: requests.Response, sent: float | None = None) -> StripeObject:
     """The body of a 2xx answer as a ``StripeObject``; an ``APIError`` if it is not one."""
     try:
-        body = json.loads(response.content)
+        body = orjson.loads(response.content)
     except ValueError:
         raise error_from_response(
             response.status_code, response.content, response.headers

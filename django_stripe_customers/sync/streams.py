@@ -1,11 +1,14 @@
-"""A whole-account pull in parallel streams: K threads fetch slices, one writer applies pages.
+"""A whole-account pull in parallel streams: K threads fetch slices, writers apply pages.
 
 Stripe answers a list page in a few hundred milliseconds, so one stream spends its time
 waiting. Here K fetching threads take slices of the ``created`` range (``slicing``) and page
-through them, paced by the client's rate limiter, while the calling thread writes: each page
-is applied as a single pass applies it (``pages.RangePass``: bulk upsert, freshness, the local
-rows no page listed), so SQLite, which takes one writer, works too. Fetching overlaps writing;
-at most two pages per stream wait in memory.
+through them, paced by the client's rate limiter, while writers apply each page as a single
+pass applies it (``pages.RangePass``: bulk upsert, freshness, the local rows no page listed).
+On SQLite, which takes one writer, or inside the caller's transaction, the calling thread is
+the only writer. Elsewhere ``WRITERS`` threads write, each on its own connection, and every
+page of a slice goes to the same one, in order: slices are disjoint ranges of customers, so
+while one writer waits on the database another prepares its page. Fetching overlaps writing;
+at most about two pages per stream wait in memory.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final
 
+from django.db import connection
+
 from ..stripe import PageData, StripeClient
 from .pages import PAGE_SIZE, Progress, PullResult, RangePass, range_params
 from .pull import expansions
@@ -23,6 +28,9 @@ from .slicing import Board, Slice, start
 
 #: How long a stream waits to hand over a page before looking whether the pull was stopped.
 HAND_OVER_SECONDS: Final = 0.2
+
+#: Writer threads where the database takes several at once (see above).
+WRITERS: Final = 2
 
 
 @dataclass(frozen=True)
@@ -60,27 +68,44 @@ def pull_streams(
     requests = _Counter()
     first = start(client, low, high, count=requests.add)
     apply_head(first.head, first.head_slice, result, client)
-    writer = _Writer(result, client, progress, started)
-    board = first.board
-    inbox: queue.Queue[_Message] = queue.Queue(maxsize=2 * streams)
+    count = writer_count()
+    tally = _Tally(result, count, progress, started)
+    inboxes: list[queue.Queue[_Message]] = [
+        queue.Queue(maxsize=max(1, 2 * streams // count)) for _ in range(count)
+    ]
     stop = threading.Event()
     fetchers = [
         threading.Thread(
-            target=_fetch, args=(board, client, inbox, stop, requests), name=f"pull-stream-{n}"
+            target=_fetch,
+            args=(first.board, client, inboxes, stop, requests),
+            name=f"pull-stream-{n}",
         )
         for n in range(streams)
     ]
     for fetcher in fetchers:
         fetcher.start()
     try:
-        writer.run(inbox, streams)
+        writers = [_Writer(part, client, tally) for part in tally.parts]
+        if count == 1:
+            writers[0].run(inboxes[0], streams, stop)
+        else:
+            _run_in_threads(writers, inboxes, streams, stop)
     finally:
         stop.set()
         for fetcher in fetchers:
             fetcher.join()
+        tally.close()
         result.requests += requests.value
         result.seconds = time.monotonic() - started
     return result
+
+
+def writer_count() -> int:
+    """1 on SQLite or inside a transaction (other connections could not join it), else
+    ``WRITERS``."""
+    if connection.vendor == "sqlite" or connection.in_atomic_block:
+        return 1
+    return WRITERS
 
 
 def apply_head(page: PageData, piece: Slice, result: PullResult, client: StripeClient) -> None:
@@ -92,19 +117,89 @@ def apply_head(page: PageData, piece: Slice, result: PullResult, client: StripeC
     head.finish()
 
 
-class _Writer:
-    """The calling thread: applies pages, slice by slice, in the order each slice lists them."""
+class _Tally:
+    """The writers' counts: one ``PullResult`` each (a writer thread alone adds to its own),
+    added into the caller's ``result`` when the pull ends; the caller's own when it writes
+    alone. Progress is shown from their sum."""
 
     def __init__(
-        self, result: PullResult, client: StripeClient, progress: Progress | None, started: float
+        self, result: PullResult, writers: int, progress: Progress | None, started: float
     ) -> None:
-        self.result, self.client, self.progress, self.started = result, client, progress, started
+        self.result, self.progress, self.started = result, progress, started
+        self.alone = writers == 1
+        self.parts = [result] if self.alone else [PullResult() for _ in range(writers)]
+        self._lock = threading.Lock()
+
+    def page_applied(self) -> None:
+        if self.progress is None:
+            self.result.seconds = time.monotonic() - self.started
+            return
+        with self._lock:
+            shown = self.result if self.alone else sum(self.parts, self.result + PullResult())
+            shown.seconds = time.monotonic() - self.started
+            self.progress(shown)
+
+    def close(self) -> None:
+        """Add the writers' counts into the caller's result (once they have all stopped)."""
+        if not self.alone:
+            for part in self.parts:
+                _add_into(self.result, part)
+            self.parts, self.alone = [self.result], True
+
+
+def _add_into(result: PullResult, part: PullResult) -> None:
+    summed = result + part
+    for name, value in summed.as_dict().items():
+        if name != "seconds":
+            setattr(result, name, value)
+
+
+def _run_in_threads(
+    writers: list[_Writer],
+    inboxes: list[queue.Queue[_Message]],
+    streams: int,
+    stop: threading.Event,
+) -> None:
+    """Each writer in a thread of its own (and so a connection of its own, closed after);
+    the first failure stops the pull and is raised here."""
+    failures: list[BaseException] = []
+
+    def write(writer: _Writer, inbox: queue.Queue[_Message]) -> None:
+        try:
+            writer.run(inbox, streams, stop)
+        except BaseException as exc:
+            failures.append(exc)
+            stop.set()
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=write, args=(writer, inbox), name=f"pull-writer-{n}")
+        for n, (writer, inbox) in enumerate(zip(writers, inboxes, strict=True))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+
+
+class _Writer:
+    """Applies the pages of its slices, each slice's in the order the slice lists them."""
+
+    def __init__(self, result: PullResult, client: StripeClient, tally: _Tally) -> None:
+        self.result, self.client, self.tally = result, client, tally
         self.passes: dict[int, RangePass] = {}
 
-    def run(self, inbox: queue.Queue[_Message], streams: int) -> None:
+    def run(self, inbox: queue.Queue[_Message], streams: int, stop: threading.Event) -> None:
+        """Until every stream has said it is done (or another writer failed)."""
         running = streams
-        while running:
-            message = inbox.get()
+        while running and not stop.is_set():
+            try:
+                message = inbox.get(timeout=HAND_OVER_SECONDS)
+            except queue.Empty:
+                continue
             if message.error is not None:
                 raise message.error
             if message.piece is None:
@@ -125,9 +220,7 @@ class _Writer:
     def _apply(self, piece: Slice, page: PageData) -> None:
         self._pass(piece).apply(page)
         self.result.pages += 1
-        self.result.seconds = time.monotonic() - self.started
-        if self.progress is not None:
-            self.progress(self.result)
+        self.tally.page_applied()
 
     def _finish(self, piece: Slice) -> None:
         one_pass = self._pass(piece)
@@ -139,13 +232,15 @@ class _Writer:
 def _fetch(
     board: Board,
     client: StripeClient,
-    inbox: queue.Queue[_Message],
+    inboxes: list[queue.Queue[_Message]],
     stop: threading.Event,
     requests: _Counter,
 ) -> None:
-    """One stream: take a slice, page through it, hand each page over; then the next."""
+    """One stream: take a slice, page through it, hand each page to the slice's writer; then
+    the next slice. Its end (or its failure) is told to every writer."""
     try:
         while not stop.is_set() and (piece := board.take()) is not None:
+            inbox = inboxes[piece.number % len(inboxes)]
             query: dict[str, Any] = {**range_params(piece.low, piece.high), "limit": PAGE_SIZE}
             for data in client.iter_pages("/v1/customers", query, expand=expansions("data.")):
                 requests.add()
@@ -157,10 +252,12 @@ def _fetch(
             board.finish(piece)
             if not _hand_over(inbox, _Message(piece), stop):
                 return
-    except BaseException as exc:  # handed to the writer, which raises it in the caller
-        _hand_over(inbox, _Message(None, error=exc), stop)
+    except BaseException as exc:  # handed to the writers, which raise it in the caller
+        for inbox in inboxes:
+            _hand_over(inbox, _Message(None, error=exc), stop)
         return
-    _hand_over(inbox, _Message(None), stop)
+    for inbox in inboxes:
+        _hand_over(inbox, _Message(None), stop)
 
 
 def _hand_over(inbox: queue.Queue[_Message], message: _Message, stop: threading.Event) -> bool:

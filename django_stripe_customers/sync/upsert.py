@@ -3,8 +3,9 @@
 What ``bulk_create(update_conflicts=True)`` does, without its cost per value: a pull writes
 thousands of rows a second, each with a dozen JSON columns, and Django 5.2 sends those to
 PostgreSQL as arrays (``UNNEST``) that psycopg escapes character by character. Here, for
-PostgreSQL, the whole page is one JSON document (serialised by the C encoder) that the database
-unpacks (``jsonb_to_recordset``); for SQLite (3.24+), one ``VALUES`` row per customer with the
+PostgreSQL, the whole page is one JSON document (serialised by orjson: at ~300 KB a page, the
+standard library's encoder was the writer's largest cost) that the database unpacks
+(``jsonb_to_recordset``); for SQLite (3.24+), one ``VALUES`` row per customer with the
 JSON columns serialised. The statement of each shape is built once. Other databases use
 Django's ``bulk_create``.
 """
@@ -14,9 +15,9 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
 from typing import Any, Final
 
+import orjson
 from django.db import connection
 from django.db.models import Field, JSONField
 
@@ -33,7 +34,7 @@ def upsert(rows: Sequence[Mapping[str, Any]], update: Iterable[str]) -> None:
         return
     updated = tuple(update)
     if connection.vendor == "postgresql":
-        document = json.dumps([_record(row) for row in rows], default=_iso)
+        document = orjson.dumps([_record(row) for row in rows], default=_unexpected).decode()
         with connection.cursor() as cursor:
             cursor.execute(_recordset_statement(updated), [document])
     elif connection.vendor == "sqlite":
@@ -82,9 +83,8 @@ def _record(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _iso(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
+def _unexpected(value: Any) -> Any:
+    """orjson writes datetimes as ``isoformat()`` does; any other type is a bug."""
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
