@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/pull.py                      # N = 1,000 and 10,000, both databases
     .venv/bin/python benchmarks/pull.py --quick              # N = 200, a smoke run
     .venv/bin/python benchmarks/pull.py --sizes 1000 --backends sqlite --skip-peers
+    .venv/bin/python benchmarks/pull.py --latency-ms 300 [--big]   # at Stripe's pace (see
+                                                                   # benchmarks/pull_latency.py)
 
 Our Stripe emulator (``django_stripe_customers.testing``) runs in this process, on loopback,
 and is seeded once per N. Every measured pull runs in a fresh process of its own, against an
@@ -51,6 +53,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -126,19 +129,35 @@ def child_ours(profile: bool = False) -> int:
     from django_stripe_customers.models import Customer
     from django_stripe_customers.sync import pull_all
 
+    # Set by pull_latency.py: streams in this process, or slices handed to Celery workers.
+    parallel = int(os.environ.get("BENCH_PULL_PARALLEL", "1"))
+    partitions = int(os.environ.get("BENCH_PULL_PARTITIONS", "1"))
+    if partitions > 1:
+        import benchmarks.celery_app  # noqa: F401  (the slices go to its broker)
+
     get_client()  # build the client (settings read, session made) before the clock starts
     connection.ensure_connection()
     queries = 0
     db_seconds = 0.0  # inside cursor.execute: driver-side adaptation and the database itself
 
+    tally = threading.Lock()  # writer threads have connections of their own (below)
+
     def count(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
         nonlocal queries, db_seconds
-        queries += 1
         started = time.perf_counter()
         try:
             return execute(sql, params, many, context)
         finally:
-            db_seconds += time.perf_counter() - started
+            with tally:
+                queries += 1
+                db_seconds += time.perf_counter() - started
+
+    from django.db.backends.signals import connection_created
+
+    def count_on(sender, connection, **kwargs):  # type: ignore[no-untyped-def]
+        connection.execute_wrappers.append(count)  # a writer thread's own connection
+
+    connection_created.connect(count_on, weak=False)
 
     profiler = None
     if profile:
@@ -150,7 +169,7 @@ def child_ours(profile: bool = False) -> int:
     with connection.execute_wrapper(count):
         if profiler is not None:
             profiler.enable()
-        result = pull_all(progress=None)
+        result = pull_all(progress=None, parallel=parallel, partitions=partitions)
         if profiler is not None:
             profiler.disable()
     seconds = time.perf_counter() - started
@@ -475,8 +494,15 @@ def run_child(
     api_base: str,
     mode: str | None = None,
     stub: StubProxy | None = None,
+    extra_env: dict[str, str] | None = None,
+    timeout: float = CHILD_TIMEOUT,
+    beside: Callable[[dict[str, str]], contextlib.AbstractContextManager[Any]] | None = None,
 ) -> Run:
-    """One measured pull in a fresh process, from an empty migrated database."""
+    """One measured pull in a fresh process, from an empty migrated database.
+
+    ``extra_env`` goes to the child; ``beside(env)``, when given, is entered with the child's
+    environment once its database exists and left when the child has exited (the Celery
+    workers of a partitioned pull run in it)."""
     kind, settings = LIBRARIES[library]
     mode = mode or kind
     python = Path(sys.executable) if kind == "ours" else peers_python()
@@ -492,16 +518,18 @@ def run_child(
             "DJANGO_SETTINGS_MODULE": settings,
             "BENCH_API_BASE": api_base,
             "BENCH_API_KEY": API_KEY,
+            **(extra_env or {}),
         }
     )
     before = len(emulator.requests)
     stubbed_before = Counter(stub.stubbed) if stub else Counter()
     try:
-        proc = subprocess.run(
-            command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=CHILD_TIMEOUT
-        )
+        with beside(env) if beside else contextlib.nullcontext():
+            proc = subprocess.run(
+                command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+            )
     except subprocess.TimeoutExpired:
-        run.error = f"timed out after {CHILD_TIMEOUT}s"
+        run.error = f"timed out after {timeout:.0f}s"
         return run
     finally:
         databases.discard(backend, name)
@@ -632,10 +660,24 @@ def details(runs: list[Run], probes: list[Run]) -> list[str]:
 # -- main -------------------------------------------------------------------------------------
 
 
+def _numbers(text: str) -> list[int]:
+    return [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="1000,10000", help="comma-separated N (1000,10000)")
-    parser.add_argument("--backends", default="sqlite,postgres", help="sqlite,postgres")
+    parser.add_argument(
+        "--sizes",
+        type=_numbers,
+        default=None,
+        help="comma-separated N (1000,10000; with --latency-ms 10000, and 100000 with --big)",
+    )
+    parser.add_argument(
+        "--backends",
+        type=lambda text: [b.strip() for b in text.split(",") if b.strip()],
+        default=None,
+        help="sqlite,postgres (with --latency-ms: postgres)",
+    )
     parser.add_argument("--skip-peers", action="store_true", help="only our library")
     parser.add_argument("--quick", action="store_true", help="N=200 only: a smoke run")
     parser.add_argument(
@@ -655,6 +697,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=None,
         help=f"default {RESULTS.relative_to(ROOT)} ({QUICK_RESULTS.name} with --quick)",
     )
+    latency = parser.add_argument_group(
+        "at Stripe's pace (benchmarks/pull_latency.py)",
+        "--latency-ms runs the latency benchmark instead: peers, ours with one stream, "
+        "parallel streams and Celery workers, against an emulator that is as slow as Stripe "
+        "and refuses what exceeds its rate limit.",
+    )
+    latency.add_argument("--latency-ms", type=float, default=None, help="e.g. 300")
+    latency.add_argument(
+        "--rate-limit", type=float, default=25.0, help="requests/s (25: Stripe's test mode)"
+    )
+    latency.add_argument("--big", action="store_true", help="N = 100,000 as well as 10,000")
+    latency.add_argument(
+        "--streams", type=_numbers, default=[4, 16], help="--parallel K rows (4,16)"
+    )
+    latency.add_argument(
+        "--workers", type=int, default=4, help="Celery workers for the partitioned row (0: none)"
+    )
     parser.add_argument("--child-ours", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-profile", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -664,12 +723,16 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if args.child_ours:
         return child_ours(profile=args.child_profile)
+    if args.latency_ms is not None:  # the benchmark at Stripe's pace, in its own module
+        import benchmarks.pull_latency
+
+        return benchmarks.pull_latency.main(args)
 
     started = time.monotonic()
     if args.output is None:
         args.output = QUICK_RESULTS if args.quick else RESULTS
-    sizes = [200] if args.quick else [int(s.replace("_", "")) for s in args.sizes.split(",")]
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    sizes = [200] if args.quick else args.sizes or [1_000, 10_000]
+    backends = args.backends or ["sqlite", "postgres"]
     for backend in backends:
         if backend not in ("sqlite", "postgres"):
             print(f"unknown backend {backend!r}", file=sys.stderr)
@@ -794,6 +857,18 @@ def profile_ours(emulator: Any, databases: Databases, n: int, backends: list[str
         print(f"\n=== cProfile of our pull, N={n:,}, {backend} ===\n{proc.stderr}", file=sys.stderr)
 
 
+def how_measured(versions: dict[str, str], elapsed: float, venv_seconds: float) -> str:
+    """The command, the source, the machine and the versions a report was measured with."""
+    return (
+        f"`{' '.join(['python', 'benchmarks/pull.py', *sys.argv[1:]])}` at {source_state()}, "
+        f"on {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}; "
+        + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
+        + f". Whole run {elapsed:.0f} s"
+        + (f" (of which {venv_seconds:.0f} s preparing .venv-djstripe)" if venv_seconds else "")
+    )
+
+
 def render(
     runs: list[Run],
     probes: list[Run],
@@ -811,17 +886,10 @@ def render(
     with contextlib.suppress(metadata.PackageNotFoundError):
         versions["django-stripe-customers"] = metadata.version("django-stripe-customers")
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    cpu = os.cpu_count()
     lines = [
         f"## Full pull benchmark ({stamp})",
         "",
-        f"`{' '.join(['python', 'benchmarks/pull.py', *sys.argv[1:]])}` at {source_state()}, "
-        f"on {platform.system()} "
-        f"{platform.machine()}, {cpu} CPUs, Python {platform.python_version()}; "
-        + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
-        + f". Whole run {elapsed:.0f} s"
-        + (f" (of which {venv_seconds:.0f} s preparing .venv-djstripe)" if venv_seconds else "")
-        + ".",
+        how_measured(versions, elapsed, venv_seconds) + ".",
         "",
         table(runs),
         "",
