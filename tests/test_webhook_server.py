@@ -58,10 +58,10 @@ def webhook_server(tmp_path_factory):
     url = f"http://127.0.0.1:{port}/stripe/webhook/"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=1)
+        try:  # the port answers first; the worker may take seconds to load Django on a busy host
+            requests.get(url, timeout=5)
             break
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             time.sleep(0.1)
     try:
         yield url
