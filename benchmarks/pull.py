@@ -709,7 +709,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     latency.add_argument("--big", action="store_true", help="N = 100,000 as well as 10,000")
     latency.add_argument(
-        "--streams", type=_numbers, default=[4, 16], help="--parallel K rows (4,16)"
+        "--streams", type=_numbers, default=[1, 4, 16], help="rows of ours: streams (1,4,16)"
     )
     latency.add_argument(
         "--workers", type=int, default=4, help="Celery workers for the partitioned row (0: none)"

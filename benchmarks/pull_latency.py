@@ -11,8 +11,8 @@ The emulator (in this process, seeded once per N, as in ``pull.py``) answers eve
 fresh process into an empty, migrated database (PostgreSQL unless ``--backends`` says):
 
 - dj-stripe 2.11's core loop and the plain SDK loop: ``pull.py``'s peers, one request at a time;
-- ours with one stream, then ``pull_all(parallel=K)`` for each K of ``--streams`` (4,16): K
-  fetching threads and one writer, the client held to the emulator's limit (``RATE_LIMIT``);
+- ours for each K of ``--streams`` (1,4,16): one stream, then ``pull_all(parallel=K)``: K
+  fetching threads and the writers, the client held to the emulator's limit (``RATE_LIMIT``);
 - ours with ``--workers`` Celery workers (4): ``pull_all(partitions=W)`` hands slices of the
   range to W worker processes (``--pool solo``) on a Redis broker (``BENCH_BROKER_URL``, default
   redis://127.0.0.1:6379/13, emptied before each run), sharing the limit through Redis.
@@ -79,10 +79,12 @@ class Row:
 def plan(args: argparse.Namespace) -> list[Row]:
     rows = [] if args.skip_peers else [Row(DJSTRIPE, DJSTRIPE), Row(SDK, SDK)]
     ours = {"BENCH_RATE_LIMIT": f"{args.rate_limit:g}"}
-    rows.append(Row("ours, one stream", OURS, dict(ours)))
     for streams in args.streams:
-        env = {**ours, "BENCH_PULL_PARALLEL": str(streams)}
-        rows.append(Row(f"ours, --parallel {streams}", OURS, env))
+        if streams == 1:
+            rows.append(Row("ours, one stream", OURS, dict(ours)))
+        else:
+            env = {**ours, "BENCH_PULL_PARALLEL": str(streams)}
+            rows.append(Row(f"ours, --parallel {streams}", OURS, env))
     if args.workers:
         env = {
             **ours,

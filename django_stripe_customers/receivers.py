@@ -60,8 +60,8 @@ def schedule_push_of_marked_rows(sender: type[Customer], pks: list[int], **kwarg
 
 @receiver(slices_requested, sender=PullRun, dispatch_uid="stripe_customers_schedule_slices")
 def schedule_slices(
-    sender: type[PullRun], run: PullRun, slices: list[tuple[int, int]], **kwargs: Any
+    sender: type[PullRun], run: PullRun, slices: list[tuple[int, int, int]], **kwargs: Any
 ) -> None:
     """The slices of a partitioned pull, one Celery task each, once the run is committed."""
-    for low, high in slices:
-        transaction.on_commit(partial(enqueue_slice, low, high, run.pk))
+    for low, high, streams in slices:
+        transaction.on_commit(partial(enqueue_slice, low, high, run.pk, streams))

@@ -105,15 +105,16 @@ def _record_failed_slice(run_pk: int, result: pages.PullResult, exc: Exception) 
 
 @shared_task(bind=True, name="stripe_customers.pull_slice", **TASK_OPTIONS)
 def pull_slice_task(
-    self: Task[Any, Any], created_gte: int, created_lt: int, run_pk: int
+    self: Task[Any, Any], created_gte: int, created_lt: int, run_pk: int, streams: int = 1
 ) -> dict[str, Any]:
-    """One slice of a partitioned pull: customers created in ``[created_gte, created_lt)``.
+    """One slice of a partitioned pull: customers created in ``[created_gte, created_lt)``,
+    in ``streams`` parallel streams (the rest of the range) or one.
 
     Only the last try reports to the run (a retried slice pulls again from the start), with
     what it wrote even when it fails."""
     result = pages.PullResult()
     try:
-        pages.pull_range(created_gte, created_lt, result=result)
+        runs.pull_slice(created_gte, created_lt, streams, result)
     except StripeError as exc:
         _retry_if_due(self, exc)
         _record_failed_slice(run_pk, result, exc)
@@ -252,9 +253,9 @@ def push_now(pk: int, *, owner: str = "") -> push.PushResult:
     return result
 
 
-def enqueue_slice(created_gte: int, created_lt: int, run_pk: int) -> None:
+def enqueue_slice(created_gte: int, created_lt: int, run_pk: int, streams: int = 1) -> None:
     """Hand one slice of a partitioned pull to a Celery worker."""
-    pull_slice_task.delay(created_gte, created_lt, run_pk)
+    pull_slice_task.delay(created_gte, created_lt, run_pk, streams)
 
 
 def _inline_push(pk: int) -> None:

@@ -16,6 +16,7 @@ from django_stripe_customers.models import Customer, PullRun
 from django_stripe_customers.stripe import AuthenticationError
 from django_stripe_customers.stripe.responses import PageData
 from django_stripe_customers.sync import pages, pull_all
+from django_stripe_customers.sync.runs import SLICES_PER_PARTITION, slices_requested
 from django_stripe_customers.sync.slicing import MIN_SPLIT_PAGES, PAGE_SIZE, Board, Slice
 from django_stripe_customers.sync.streams import WRITERS, writer_count
 from tests.faultproxy import AFTER, STATUS, FaultProxy
@@ -182,6 +183,34 @@ def test_a_writer_that_fails_stops_the_pull_and_the_run_records_what_was_written
     assert run.status == "failed" and "refused this page" in run.errors[0]
     assert run.created == Customer.objects.count() > 0, "the counts of every writer"
     assert not [t for t in threading.enumerate() if t.name.startswith("pull-")]
+
+
+def test_the_rest_of_a_partitioned_range_is_pulled_in_streams(stripe_settings):
+    emulator = stripe_settings
+    emulator.seed(5000, spacing=60)  # far more than the first slices (7 of ~5 pages) hold
+    requested = []
+
+    def capture(sender, run, slices, **kwargs):
+        requested.extend(slices)
+
+    slices_requested.connect(capture, sender=PullRun, weak=False, dispatch_uid="test-capture")
+    try:
+        result = pull_all(partitions=2)
+    finally:
+        slices_requested.disconnect(sender=PullRun, dispatch_uid="test-capture")
+
+    assert result.created == Customer.objects.count() == 5000
+    assert [streams for _, _, streams in requested] == [1] * 7 + [SLICES_PER_PARTITION * 2]
+    rest_low, rest_high, _ = requested[-1]
+    first_pages = [
+        r
+        for r in emulator.requests
+        if r.path == "/v1/customers"
+        and "starting_after" not in r.params
+        and rest_low <= int(r.params["created"]["gte"])
+        and int(r.params["created"]["lt"]) <= rest_high
+    ]
+    assert len(first_pages) > 5, "the rest was cut into slices of its own, pulled in streams"
 
 
 def test_the_command_pulls_in_streams(stripe_settings, capsys):

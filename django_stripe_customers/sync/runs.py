@@ -77,12 +77,16 @@ def pull_all(
 
 
 #: Sent (sender ``PullRun``; ``run``, ``slices``) when a partitioned pull is recorded: the
-#: receiver in ``receivers`` hands each ``(created_gte, created_lt)`` slice to a Celery task.
+#: receiver in ``receivers`` hands each ``(created_gte, created_lt, streams)`` slice to a
+#: Celery task.
 slices_requested = Signal()
 
 #: Slices per Celery worker: many more slices than workers, so skew in ``created`` does not
 #: leave one worker with all the work.
 SLICES_PER_PARTITION: Final = 4
+#: The last slice (the rest of the range, how full unknown until listed) is pulled in this
+#: many streams at most (``SLICES_PER_PARTITION`` per worker): it may hold most customers.
+MAX_REST_STREAMS: Final = 16
 
 
 def start_partitioned_pull(
@@ -102,6 +106,9 @@ def start_partitioned_pull(
     first = start(stripe, low, high, count=lambda: None)
     apply_head(first.head, first.head_slice, here, stripe)
     slices = _slices_for_workers(first.board, SLICES_PER_PARTITION * partitions)
+    if slices and slices[-1][0] == first.board.low:  # the rest of the range, in streams
+        low, high, _ = slices[-1]
+        slices[-1] = (low, high, min(MAX_REST_STREAMS, SLICES_PER_PARTITION * partitions))
     PullRun.objects.filter(pk=run.pk).update(partitions=len(slices) + 1)
     record_partition(run.pk, here)
     run.refresh_from_db()
@@ -109,17 +116,26 @@ def start_partitioned_pull(
     return run
 
 
-def _slices_for_workers(board: Board, count: int) -> list[tuple[int, int]]:
-    """``count`` slices sized at the head page's density, and the rest of the range as one
-    last slice (its worker finds how far back customers go)."""
-    slices: list[tuple[int, int]] = []
+def _slices_for_workers(board: Board, count: int) -> list[tuple[int, int, int]]:
+    """``count`` slices ``(low, high, streams)`` sized at the head page's density, and the
+    rest of the range as one last slice (its worker finds how far back customers go)."""
+    slices: list[tuple[int, int, int]] = []
     while board.frontier > board.low and len(slices) < count - 1:
         piece = board.take()
         assert piece is not None
-        slices.append((piece.low, piece.high))
+        slices.append((piece.low, piece.high, 1))
     if board.frontier > board.low:
-        slices.append((board.low, board.frontier))
+        slices.append((board.low, board.frontier, 1))
     return slices
+
+
+def pull_slice(created_gte: int, created_lt: int, streams: int, result: PullResult) -> None:
+    """One slice of a partitioned pull, in one stream or ``streams`` (see ``streams``)."""
+    if streams > 1:
+        low, high = full_range(created_gte, created_lt)
+        pull_streams(low, high, streams, client=get_client(), result=result)
+    else:
+        pull_range(created_gte, created_lt, result=result)
 
 
 #: Stripe's launch: no customer is older, so an unbounded range starts here.
