@@ -103,15 +103,20 @@ def _memory_mb() -> dict[str, float]:
     ``ru_maxrss`` is kept for reference.
     """
     found = {"ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                name, _, value = line.partition(":")
-                if name in ("VmRSS", "VmHWM"):
-                    found[name] = int(value.split()[0]) / 1024  # kB
-    except OSError:  # no procfs: ru_maxrss is the best there is
-        found.setdefault("VmRSS", found["ru_maxrss"])
-        found.setdefault("VmHWM", found["ru_maxrss"])
+    found.update(proc_memory_mb("self"))
+    found.setdefault("VmRSS", found["ru_maxrss"])  # no procfs: ru_maxrss is the best there is
+    found.setdefault("VmHWM", found["ru_maxrss"])
+    return found
+
+
+def proc_memory_mb(pid: int | str) -> dict[str, float]:
+    """``VmRSS`` and ``VmHWM`` (peak) of a process from /proc/PID/status; empty without it."""
+    found: dict[str, float] = {}
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                found[name] = int(value.split()[0]) / 1024  # kB
     return found
 
 

@@ -39,6 +39,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from benchmarks.pull import (
     CHILD_TIMEOUT,
@@ -51,6 +52,7 @@ from benchmarks.pull import (
     ensure_peers_venv,
     how_measured,
     postgres_problem,
+    proc_memory_mb,
     run_child,
 )
 
@@ -109,14 +111,6 @@ def broker_problem() -> str | None:
     return None
 
 
-def _peak_rss_mb(pid: int) -> float:
-    with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 class CeleryWorkers:
     """``count`` worker processes started beside one measured pull (``run_child(beside=)``),
     with the pull's environment; the peak RSS of the largest is kept in ``peak_rss_mb``."""
@@ -147,7 +141,9 @@ class CeleryWorkers:
             _wait_ready(workers)
             yield
         finally:
-            self.peak_rss_mb = max((_peak_rss_mb(proc.pid) for proc, _ in workers), default=0.0)
+            self.peak_rss_mb = max(
+                (proc_memory_mb(proc.pid).get("VmHWM", 0.0) for proc, _ in workers), default=0.0
+            )
             for proc, _ in workers:
                 proc.terminate()
             for proc, _ in workers:
@@ -175,7 +171,7 @@ def _wait_ready(workers: list[tuple[subprocess.Popen[bytes], Path]]) -> None:
 
 
 def measure(
-    row: Row, emulator: object, databases: Databases, backend: str, n: int, args: argparse.Namespace
+    row: Row, emulator: Any, databases: Databases, backend: str, n: int, args: argparse.Namespace
 ) -> Run:
     timeout = CHILD_TIMEOUT + 3 * row.pages(n) * args.latency_ms / 1000
     workers = CeleryWorkers(row.workers, databases.workdir) if row.workers else None
@@ -185,7 +181,7 @@ def measure(
         row.library,
         backend,
         n,
-        api_base=emulator.url,  # type: ignore[attr-defined]
+        api_base=emulator.url,
         extra_env=row.env,
         timeout=timeout,
         beside=workers,

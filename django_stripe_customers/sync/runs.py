@@ -105,10 +105,8 @@ def start_partitioned_pull(
     here = PullResult(requests=1)
     first = start(stripe, low, high, count=lambda: None)
     apply_head(first.head, first.head_slice, here, stripe)
-    slices = _slices_for_workers(first.board, SLICES_PER_PARTITION * partitions)
-    if slices and slices[-1][0] == first.board.low:  # the rest of the range, in streams
-        low, high, _ = slices[-1]
-        slices[-1] = (low, high, min(MAX_REST_STREAMS, SLICES_PER_PARTITION * partitions))
+    count = SLICES_PER_PARTITION * partitions
+    slices = _slices_for_workers(first.board, count, min(MAX_REST_STREAMS, count))
     PullRun.objects.filter(pk=run.pk).update(partitions=len(slices) + 1)
     record_partition(run.pk, here)
     run.refresh_from_db()
@@ -116,24 +114,24 @@ def start_partitioned_pull(
     return run
 
 
-def _slices_for_workers(board: Board, count: int) -> list[tuple[int, int, int]]:
-    """``count`` slices ``(low, high, streams)`` sized at the head page's density, and the
-    rest of the range as one last slice (its worker finds how far back customers go)."""
+def _slices_for_workers(board: Board, count: int, rest_streams: int) -> list[tuple[int, int, int]]:
+    """``count`` slices ``(low, high, streams)``: one stream each for those sized at the head
+    page's density, ``rest_streams`` for the rest of the range as one last slice (its worker
+    finds how far back customers go)."""
     slices: list[tuple[int, int, int]] = []
     while board.frontier > board.low and len(slices) < count - 1:
         piece = board.take()
         assert piece is not None
         slices.append((piece.low, piece.high, 1))
     if board.frontier > board.low:
-        slices.append((board.low, board.frontier, 1))
+        slices.append((board.low, board.frontier, rest_streams))
     return slices
 
 
 def pull_slice(created_gte: int, created_lt: int, streams: int, result: PullResult) -> None:
-    """One slice of a partitioned pull, in one stream or ``streams`` (see ``streams``)."""
+    """One slice of a partitioned pull, in one stream or in ``streams`` (``sync.streams``)."""
     if streams > 1:
-        low, high = full_range(created_gte, created_lt)
-        pull_streams(low, high, streams, client=get_client(), result=result)
+        pull_streams(created_gte, created_lt, streams, client=get_client(), result=result)
     else:
         pull_range(created_gte, created_lt, result=result)
 
