@@ -21,7 +21,7 @@ lint: $(STAMP)
 	$(BIN)/mypy django_stripe_customers
 	@if [ -f $(SHARED_SPEC) ]; then $(BIN)/python scripts/generate_schema.py --check $(SHARED_SPEC); \
 	  else echo "note: $(SHARED_SPEC) not found; schema.py freshness not checked"; fi
-	PYTHONPATH=. $(BIN)/python -m django makemigrations --check --dry-run --settings=tests.settings
+	PYTHONPATH=. $(BIN)/python -m django makemigrations --check --dry-run --settings=tests.support.settings
 
 # Debian's Chromium for tests/browser (Playwright drives it; never `playwright install`).
 # Best effort: without root and apt-get the browser tests skip with a loud banner, unless
@@ -46,7 +46,7 @@ test-sqlite: $(STAMP) chromium
 test-postgres: $(STAMP) chromium
 	@if $(BIN)/python scripts/postgres_available.py; then \
 	  echo "=== pytest tier 2: PostgreSQL at 127.0.0.1:5432/test ==="; \
-	  DJANGO_SETTINGS_MODULE=tests.settings_postgres $(BIN)/pytest -m "not standalone"; \
+	  DJANGO_SETTINGS_MODULE=tests.support.settings_postgres $(BIN)/pytest -m "not standalone"; \
 	elif [ -n "$$REQUIRE_POSTGRES" ]; then \
 	  echo "!!! PostgreSQL is required (REQUIRE_POSTGRES is set) but does not answer at 127.0.0.1:5432"; \
 	  exit 1; \

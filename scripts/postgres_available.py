@@ -1,4 +1,5 @@
-"""Exit 0 when PostgreSQL answers at the test tier's address (tests/settings_postgres.py)."""
+"""Exit 0 when PostgreSQL answers at the test tier's address
+(tests/support/settings_postgres.py)."""
 
 from __future__ import annotations
 

@@ -5,9 +5,9 @@
 
 What it does, all in this process and on loopback:
 
-1. starts the Stripe emulator and ``tests/faultproxy.py``'s ``FaultProxy`` in front of it, and
-   sets Django up from ``tests/settings.py`` (Celery eager) with a SQLite *file* database in a
-   temporary directory, migrated; the client goes through the proxy with small retries
+1. starts the Stripe emulator and ``tests/support/faultproxy.py``'s ``FaultProxy`` in front of
+   it, and sets Django up from ``tests/support/settings.py`` (Celery eager) with a SQLite *file*
+   database in a temporary directory, migrated; the client goes through the proxy with small retries
    (``MAX_RETRIES`` 2, ``TIMEOUT`` 0.5 s). ``CELERY_TASK_EAGER_PROPAGATES`` is off, so a
    failing push task is retried in place by Celery as a worker would (``--eager-propagates``
    runs the test suite's setting instead: the first task failure leaves the row to the sweep);
@@ -123,9 +123,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--eager-propagates",
         action="store_true",
-        help="CELERY_TASK_EAGER_PROPAGATES on, as in tests/settings.py: a push task's first "
-        "transient failure then escapes (enqueue_push logs it) and the row waits for the sweep; "
-        "off (default), Celery retries the task in place, as a worker would",
+        help="CELERY_TASK_EAGER_PROPAGATES on, as in tests/support/settings.py: a push task's "
+        "first transient failure then escapes (enqueue_push logs it) and the row waits for the "
+        "sweep; off (default), Celery retries the task in place, as a worker would",
     )
     parser.add_argument("--db", help="SQLite file to use (default: a new temporary one)")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -141,7 +141,7 @@ def setup_django(db_path: str, api_base: str, args: argparse.Namespace) -> None:
     import django
     from django.conf import settings
 
-    import tests.settings as base
+    import tests.support.settings as base
 
     options = {name: getattr(base, name) for name in dir(base) if name.isupper()}
     # only what the push needs: no admin or API modules imported (none is exercised here)
@@ -171,7 +171,7 @@ def setup_django(db_path: str, api_base: str, args: argparse.Namespace) -> None:
     django.setup()
     from django.core.management import call_command
 
-    import tests.celery_app  # noqa: F401  (the eager Celery app of the test settings)
+    import tests.support.celery_app  # noqa: F401  (the eager Celery app of the test settings)
 
     call_command("migrate", verbosity=0, interactive=False)
 
@@ -390,7 +390,7 @@ class Soak:
 
     def maybe_fault(self) -> None:
         from django_stripe_customers.tasks import TASK_OPTIONS
-        from tests.faultproxy import (
+        from tests.support.faultproxy import (
             CONFLICT,
             DROP_RESPONSE,
             RATE_LIMIT,
@@ -702,7 +702,7 @@ class Soak:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from django_stripe_customers.testing import StripeEmulator
-    from tests.faultproxy import FaultProxy
+    from tests.support.faultproxy import FaultProxy
 
     started = time.monotonic()
     with (

@@ -1,0 +1,63 @@
+"""Run inside the fresh project of tests/system/test_install.py, copied there with
+tests/support/html_forms.py:
+``python in_project.py admin_edit|api_patch_as_viewer CUSTOMER_ID`` (cwd: the project).
+
+- ``admin_edit``: a superuser opens the customer's change form in the admin, renames the
+  customer and saves, as a browser would (every field the form shows is posted back).
+- ``api_patch_as_viewer``: a staff user with only the view permission PATCHes the customer's
+  name through the API.
+
+Prints one JSON line: the status code and the customer's row afterwards. Only Django, the
+installed app and html_forms are importable here, nothing of the test suite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
+django.setup()
+
+from django.contrib.auth.models import Permission, User  # noqa: E402  (after django.setup())
+from django.test import Client  # noqa: E402
+from html_forms import form_fields  # noqa: E402
+
+from django_stripe_customers.models import Customer  # noqa: E402
+
+NEW_NAME = "Renamed in the admin"
+
+
+def admin_edit(customer: Customer) -> int:
+    user = User.objects.create_superuser("admin", "admin@example.com", password=None)
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(user)
+    url = f"/admin/stripe_customers/customer/{customer.pk}/change/"
+    page = client.get(url)
+    assert page.status_code == 200, page.status_code
+    data = form_fields(page.content.decode(), "customer_form")
+    data["name"] = NEW_NAME
+    return client.post(url, data).status_code
+
+
+def api_patch_as_viewer(customer: Customer) -> int:
+    user = User.objects.create_user("viewer", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_customer"))
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(user)
+    url = f"/api/customers/{customer.stripe_id}/"
+    assert client.get(url).status_code == 200, "a viewer may read"
+    body = json.dumps({"name": "Renamed by a viewer"})
+    return client.patch(url, body, content_type="application/json").status_code
+
+
+ACTIONS = {"admin_edit": admin_edit, "api_patch_as_viewer": api_patch_as_viewer}
+
+if __name__ == "__main__":
+    action, stripe_id = sys.argv[1], sys.argv[2]
+    status = ACTIONS[action](Customer.objects.get(stripe_id=stripe_id))
+    row = Customer.objects.get(stripe_id=stripe_id)
+    print(json.dumps({"status": status, "name": row.name, "sync_status": row.sync_status}))

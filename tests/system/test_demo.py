@@ -1,0 +1,148 @@
+"""`make demo` brings up the example project with a local Stripe and no key (scripts/demo.sh)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# The demo has its own database and servers: the PostgreSQL tier and the version matrix leave
+# it to the SQLite tier.
+pytestmark = [pytest.mark.slow, pytest.mark.standalone]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def demo_env(tmp_path, demo_port, stripe_port, **extra):
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "DJANGO_"))},
+        "VENV": str(Path(sys.executable).parent.parent),
+        "DEMO_PORT": str(demo_port),
+        "STRIPE_PORT": str(stripe_port),
+        "DEMO_DB": str(tmp_path / "demo.sqlite3"),
+        **extra,
+    }
+
+
+def test_demo_with_serve_0_runs_again_and_again_on_one_database(tmp_path):
+    """Each run starts a new (empty) local Stripe: the demo starts its mirror afresh too."""
+    for attempt in (1, 2, 3):
+        stripe_port = free_port()
+        done = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "demo.sh")],
+            env=demo_env(tmp_path, free_port(), stripe_port, SERVE="0"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, f"run {attempt}:\n{done.stdout}{done.stderr}"
+        assert "seeded 12 customers" in done.stdout
+        assert "Pulled 12 customers: 12 created" in done.stdout
+        second_pull = "Pulled 11 customers: 0 created, 0 updated, 11 unchanged, 1 marked deleted"
+        assert second_pull in done.stdout
+        assert "customers: 12" in done.stdout and "deleted  1" in done.stdout
+        assert "Demo superuser: admin / admin" in done.stdout
+        assert _port_closes(stripe_port, within=20), "the emulator stops with the demo"
+    assert (tmp_path / "demo.sqlite3").exists(), "every run used the same database file"
+
+
+def test_demo_serves_the_example_project_against_the_local_stripe(tmp_path):
+    demo_port, stripe_port = free_port(), free_port()
+    env = demo_env(tmp_path, demo_port, stripe_port)
+    log = tmp_path / "demo.log"  # a file, not a pipe: a full pipe would block the demo
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            ["bash", str(ROOT / "scripts" / "demo.sh")],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        page = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                page = requests.get(f"http://127.0.0.1:{demo_port}/", timeout=2)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.3)
+        assert page is not None, "demo did not come up: " + log.read_text(errors="replace")[-3000:]
+        assert page.status_code == 200
+        assert f"http://127.0.0.1:{stripe_port}" in page.text
+        assert "The local mirror (12 customers)" in page.text, "the seeded customers were pulled"
+        assert page.text.count('class="deleted"') == 1, "the one deleted upstream is flagged"
+        assert page.text.count("<code>cus_") == 12 + 5
+        login = requests.get(f"http://127.0.0.1:{demo_port}/admin/login/", timeout=5)
+        assert login.status_code == 200
+
+        edit = subprocess.run(
+            [sys.executable, "manage.py", "demo_remote_edit", "customer3@example.com",
+             "--name", "Renamed in Stripe"],
+            cwd=ROOT / "example_project",
+            env={**env, "STRIPE_API_KEY": "sk_test_local",
+                 "STRIPE_API_BASE": f"http://127.0.0.1:{stripe_port}"},
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert edit.returncode == 0, edit.stderr
+        assert _page_shows(demo_port, "Renamed in Stripe", within=10), "the webhook applied it"
+    finally:
+        _stop(process)
+    assert _port_closes(stripe_port, within=20), "the emulator outlived the demo:\n" + _listeners(
+        stripe_port
+    )
+
+
+def _port_closes(port: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) != 0:
+                return True
+        time.sleep(0.2)
+    return False
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """End the demo's whole process group (the script, the emulator, runserver)."""
+    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _page_shows(port: int, text: str, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if text in requests.get(f"http://127.0.0.1:{port}/", timeout=5).text:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _listeners(port: int) -> str:
+    """Who listens on ``port`` (for the failure message)."""
+    try:
+        done = subprocess.run(["ss", "-ltnp", f"sport = :{port}"], capture_output=True, text=True)
+    except OSError as exc:
+        return f"(ss unavailable: {exc})"
+    return done.stdout or done.stderr
