@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED_SPEC := ../shared/stripe/customer.json
 
-.PHONY: test demo demo-remote-edit chromium screenshots venv lint test-sqlite test-postgres test-matrix bench bench-pull bench-pull-latency clean distclean
+.PHONY: test test-fast demo demo-remote-edit chromium screenshots venv lint test-sqlite test-postgres test-matrix bench bench-pull bench-pull-latency clean distclean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,15 +38,27 @@ chromium:
 screenshots: $(STAMP) chromium
 	UPDATE_SCREENSHOTS=1 $(BIN)/pytest tests/browser -k screenshots
 
+# Every tier runs in pytest-xdist workers. Many tests wait (on Stripe's pace, retries' backoff,
+# subprocesses), so more workers than the 2 cores measured fastest here (README, "Tests").
+# Tests that share one expensive module fixture run in one worker (xdist_group, loadgroup).
+# Each tier lists its 25 slowest tests, so where the time goes shows in every run.
+WORKERS ?= 4
+PYTEST_PARALLEL := -n $(WORKERS) --dist loadgroup --durations=25
+
 test-sqlite: $(STAMP) chromium
 	@echo "=== pytest tier 1: SQLite, Celery eager ==="
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_PARALLEL)
+
+# The edit-run loop: the unit and integration tests on SQLite, no lint, no subprocess, no
+# browser, no PostgreSQL (well under a minute). `make test` is the whole, honest suite.
+test-fast: $(STAMP)
+	$(BIN)/pytest tests/unit tests/integration -n $(WORKERS) -q
 
 # The real tier. REQUIRE_POSTGRES=1 (set by .ci/run) turns "not reachable" into a failure.
 test-postgres: $(STAMP) chromium
 	@if $(BIN)/python scripts/postgres_available.py; then \
 	  echo "=== pytest tier 2: PostgreSQL at 127.0.0.1:5432/test ==="; \
-	  DJANGO_SETTINGS_MODULE=tests.support.settings_postgres $(BIN)/pytest -m "not standalone"; \
+	  DJANGO_SETTINGS_MODULE=tests.support.settings_postgres $(BIN)/pytest -m "not standalone" $(PYTEST_PARALLEL); \
 	elif [ -n "$$REQUIRE_POSTGRES" ]; then \
 	  echo "!!! PostgreSQL is required (REQUIRE_POSTGRES is set) but does not answer at 127.0.0.1:5432"; \
 	  exit 1; \
@@ -62,7 +74,7 @@ test-postgres: $(STAMP) chromium
 # its own venv (.venv-py310-dj42, ...; Pythons from PATH or pyenv). tox.ini has the whole matrix.
 MATRIX ?= 3.10:4.2 3.13:6.0
 test-matrix: chromium
-	@for pair in $(MATRIX); do bash scripts/test_matrix.sh $${pair%%:*} $${pair##*:} || exit 1; done
+	@for pair in $(MATRIX); do bash scripts/test_matrix.sh $${pair%%:*} $${pair##*:} $(PYTEST_PARALLEL) || exit 1; done
 
 test: lint test-sqlite test-postgres test-matrix
 

@@ -31,8 +31,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import tests.support.celery_app  # noqa: F401  (makes the tests' Celery app the default one)
+from tests.support.banners import BrowserSkipBanner
 from tests.support.faultproxy import FaultProxy
 from tests.support.fidelity.client import Api
+from tests.support.fidelity.report import FidelityReport
 from tests.support.processes import stop
 from tests.support.stripe_servers import (
     EMULATOR,
@@ -52,8 +54,17 @@ TESTS = Path(__file__).resolve().parent
 KINDS = ("unit", "integration", "system", "browser")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test with the kind of its folder (``tests/<kind>/...``)."""
+def pytest_configure(config: pytest.Config) -> None:
+    """Reports built from every test's report: in the one process, or in xdist's controller."""
+    config.pluginmanager.register(FidelityReport(), "fidelity-report")
+    config.pluginmanager.register(BrowserSkipBanner(), "browser-skip-banner")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with the kind of its folder (``tests/<kind>/...``), and start the slow
+    ones first (after pytest-django's ordering, which it keeps among the rest), so that
+    parallel workers do not end the run waiting on one that started last."""
     for item in items:
         try:
             kind = Path(item.path).resolve().relative_to(TESTS).parts[0]
@@ -61,6 +72,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             continue
         if kind in KINDS:
             item.add_marker(getattr(pytest.mark, kind))
+        if config.getoption("loadgroup", False) and item.get_closest_marker("xdist_group"):
+            if "@" not in item.nodeid:  # xdist marks a grouped test's id with its group
+                raise pytest.UsageError(
+                    f"--dist loadgroup did not group {item.nodeid}: this pytest-xdist cannot "
+                    "group tests under this pytest (pytest-dev/pytest-xdist#1386), so the "
+                    "module's shared fixture would be made once in every worker"
+                )
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(scope="session")

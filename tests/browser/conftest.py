@@ -4,7 +4,7 @@ example project served by pytest-django's live server and the Stripe emulator.
 Fixtures:
 - ``browser`` (package): a headless Chromium (``/usr/bin/chromium`` or ``$CHROMIUM``). Where
   Playwright or Chromium is missing the tests are skipped, loudly (a banner at the end of the
-  run); ``REQUIRE_BROWSER=1`` turns that skip into a failure.
+  run, ``tests/support/banners.py``); ``REQUIRE_BROWSER=1`` turns that skip into a failure.
 - ``live_server`` (package, replaces pytest-django's for these tests): the same server class,
   started with ``STATIC_URL``/``STATIC_ROOT`` set so the admin's CSS and JavaScript are served
   (the test settings have no staticfiles app).
@@ -32,6 +32,8 @@ import pytest
 from django.test.utils import override_settings
 from pytest_django.live_server_helper import LiveServer
 
+from tests.support.banners import BROWSER_SKIPPED
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_PROJECT = ROOT / "example_project"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -44,8 +46,6 @@ HEADLESS_FLAGS = [
 ]
 VIEWPORT = {"width": 1280, "height": 900}
 STATIC_URL = "/static/"
-
-_skipped: list[str] = []
 
 
 def browser_unavailable() -> str | None:
@@ -60,33 +60,13 @@ def browser_unavailable() -> str | None:
     return None
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not _skipped:
-        return
-    bar = "!" * 88
-    terminalreporter.write_line("")
-    terminalreporter.write_line(bar, red=True, bold=True)
-    terminalreporter.write_line(
-        f"!!! SKIPPED: the admin browser tests. {_skipped[0]}", red=True, bold=True
-    )
-    terminalreporter.write_line(
-        "!!! The admin was NOT tested in a browser. Install Chromium and run again.",
-        red=True,
-        bold=True,
-    )
-    terminalreporter.write_line(bar, red=True, bold=True)
-
-
 @pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     reason = browser_unavailable()
     if reason is not None:
         if os.environ.get("REQUIRE_BROWSER"):
             pytest.fail(f"REQUIRE_BROWSER is set but {reason}", pytrace=False)
-        if reason not in _skipped:
-            _skipped.append(reason)
-        pytest.skip(f"!!! browser tests skipped: {reason}")
+        pytest.skip(f"{BROWSER_SKIPPED} {reason}")
     from playwright.sync_api import sync_playwright
 
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")

@@ -18,7 +18,11 @@ from django_stripe_customers.clients import get_client
 from django_stripe_customers.models import Customer, SyncStatus
 from django_stripe_customers.sync import pull_all
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    # One worker runs them all (``--dist loadgroup``): one Chromium and one live server.
+    pytest.mark.xdist_group("browser"),
+]
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 CHANGELIST = "/admin/stripe_customers/customer/"

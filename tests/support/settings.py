@@ -46,6 +46,11 @@ TEMPLATES = [
 
 DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 
+# Users are made by the hundred (pytest-django's admin_user, staff of each permission level);
+# the default PBKDF2 hasher spends ~100 ms of CPU on each password, a fifth of the SQLite
+# tier's CPU. Logging in works the same with a fast hasher; production settings keep theirs.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
 # Tests point this at a local Stripe (emulator or localstripe) through fixtures.
 # The webhook is routed (tests/support/urls.py), so it has a (fake) signing secret, as a site must.
 STRIPE_CUSTOMERS = {

@@ -38,7 +38,13 @@ SUPPORT = Path(__file__).resolve().parents[1] / "support"
 KEY = "sk_test_readme_install"
 SEEDED = 3
 
-pytestmark = [pytest.mark.slow, pytest.mark.standalone]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.standalone,
+    # One xdist worker runs the module (``--dist loadgroup``): its project (a venv, the wheel,
+    # a startproject) is made once.
+    pytest.mark.xdist_group("install"),
+]
 
 _BLOCK = re.compile(r"<!-- install: (?P<what>[^>]+?) -->\s*```\w*\n(?P<body>.*?)```", re.S)
 

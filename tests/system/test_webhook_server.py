@@ -23,7 +23,12 @@ from tests.support.processes import stop
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "whsec_tests_not_secret"  # tests/support/settings_file_db.py's WEBHOOK_SECRETS
 
-pytestmark = [pytest.mark.slow, pytest.mark.standalone]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.standalone,
+    # One xdist worker runs the module (``--dist loadgroup``): its gunicorn is started once.
+    pytest.mark.xdist_group("webhook_server"),
+]
 
 
 def free_port() -> int:
