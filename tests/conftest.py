@@ -15,6 +15,9 @@ process), ``system/`` (subprocesses: manage.py, Celery workers, gunicorn, venvs,
   ``EMULATOR_ONLY`` (a mark, in ``tests.support.stripe_servers``) pins a test to the emulator.
 - ``fault_proxy``: a started ``FaultProxy`` in front of ``stripe_backend``; ``proxied_client``
   uses it.
+- ``client``, ``admin_client`` (pytest-django's, replaced): Django's test client whose every
+  request ends as a committed request would (``tests.support.http_clients``), so a test need
+  not be transactional for the push its request scheduled to run.
 - ``emulator_client``: a client pointed at the (reset) emulator (``stripe_emulator`` fixture from
   our pytest plugin); ``emulator_api``: raw HTTP to it (``tests.support.fidelity.client.Api``).
 
@@ -35,6 +38,7 @@ from tests.support.banners import BrowserSkipBanner
 from tests.support.faultproxy import FaultProxy
 from tests.support.fidelity.client import Api
 from tests.support.fidelity.report import FidelityReport
+from tests.support.http_clients import CommittingClient
 from tests.support.processes import stop
 from tests.support.stripe_servers import (
     EMULATOR,
@@ -148,3 +152,17 @@ def emulator_api(stripe_emulator: StripeEmulator) -> Iterator[Api]:
     client = Api(stripe_emulator.url)
     yield client
     client.close()
+
+
+@pytest.fixture
+def client() -> CommittingClient:
+    """pytest-django's ``client``, each request ending as a committed request would."""
+    return CommittingClient()
+
+
+@pytest.fixture
+def admin_client(db: None, admin_user: Any) -> CommittingClient:
+    """pytest-django's ``admin_client``, each request ending as a committed request would."""
+    client = CommittingClient()
+    client.force_login(admin_user)
+    return client

@@ -1,6 +1,8 @@
 """The Customer admin through Django's test client, against the Stripe emulator.
 
-Transactional, so a committed save pushes (Celery eager) as it does in production.
+Each test runs in a transaction rolled back after it; each request of the test client ends as
+a committed request would (``tests.support.http_clients``), and ``committed()`` does the same
+for a save in the test itself, so a save pushes (Celery eager) as it does in production.
 """
 
 from __future__ import annotations
@@ -28,9 +30,9 @@ from tests.support.admin_pages import (
     messages_of,
     result_rows,
 )
-from tests.support.customers import posts, pushed
+from tests.support.customers import committed, posts, pushed
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
@@ -545,7 +547,8 @@ def test_the_sync_panel_says_why_a_push_failed_in_plain_words(admin_client, stri
     customer = pushed(email="a@example.com")
     del stripe_settings.customers[customer.stripe_id]  # gone from this account: 404
     customer.name = "Renamed"
-    customer.save()
+    with committed():
+        customer.save()
     customer.refresh_from_db()
     assert customer.sync_status == SyncStatus.FAILED
     html = admin_client.get(change_url(customer)).content.decode()

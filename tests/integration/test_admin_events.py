@@ -9,7 +9,7 @@ from django_stripe_customers.clients import get_client
 from django_stripe_customers.models import Customer, WebhookEvent
 from django_stripe_customers.sync import events
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 EVENTS = "/admin/stripe_customers/webhookevent/"
 

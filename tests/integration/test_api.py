@@ -2,6 +2,9 @@
 permissions, validation errors (nothing saved, nothing sent) and the key kept out of responses.
 
 Tier 1 runs Celery eagerly, so a committed save through the API pushes before the response.
+Each test runs in a transaction rolled back after it, its requests ending as committed ones
+(``tests.support.http_clients``); the few whose answer shows the push made inside the request
+are transactional, so the save really commits there.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from django.contrib.auth.models import Permission
 from django.db import connections
 from django.urls import reverse
 from rest_framework.permissions import AllowAny
-from rest_framework.test import APIClient
 
 from django_stripe_customers import schema
 from django_stripe_customers.api.filters import identifier_filter, parse_timestamp
@@ -21,8 +23,9 @@ from django_stripe_customers.api.serializers import WRITABLE_FIELDS
 from django_stripe_customers.clients import clear_client_cache, get_client
 from django_stripe_customers.models import Customer, SyncStatus
 from tests.support.customers import local_only, pushed
+from tests.support.http_clients import CommittingAPIClient
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
 LIST = "/api/customers/"
@@ -57,8 +60,8 @@ def member(django_user_model):
 
 
 @pytest.fixture
-def api(stripe_settings, staff) -> APIClient:
-    client = APIClient()
+def api(stripe_settings, staff) -> CommittingAPIClient:
+    client = CommittingAPIClient()
     client.force_authenticate(staff)
     return client
 
@@ -128,6 +131,7 @@ def test_delete_is_not_allowed(api, stripe_settings):
 # -- create ----------------------------------------------------------------------------------
 
 
+@pytest.mark.django_db(transaction=True)  # the answer shows the push made inside the request
 def test_create_pushes_to_stripe_and_answers_the_synced_row(api, stripe_settings):
     payload = {
         "email": "jenny@example.com",
@@ -197,6 +201,7 @@ def test_bodies_are_json_only(api, stripe_settings):
 # -- update ----------------------------------------------------------------------------------
 
 
+@pytest.mark.django_db(transaction=True)  # the answer shows the push made inside the request
 def test_put_of_a_retrieved_object_sends_only_the_changed_field(api, stripe_settings):
     customer = pushed(email="a@example.com", name="A", phone="+33100000000")
     body = api.get(detail(customer.stripe_id)).json()
@@ -226,6 +231,7 @@ def test_patch_sends_only_the_changed_metadata_key(api, stripe_settings):
     assert stripe_settings.customers[customer.stripe_id]["metadata"] == {"a": "1", "b": "2"}
 
 
+@pytest.mark.django_db(transaction=True)  # the answer shows the push made inside the request
 def test_patch_by_pk_clears_values(api, stripe_settings):
     customer = pushed(email="a@example.com", description="old", metadata={"a": "1"})
 
@@ -818,6 +824,7 @@ def test_pull_with_a_refused_key_is_502_and_never_shows_the_key(api, settings, s
     clear_client_cache()
 
 
+@pytest.mark.django_db(transaction=True)  # the answer shows the push made inside the request
 def test_the_api_key_never_appears_in_responses(api, stripe_settings, settings):
     key = settings.STRIPE_CUSTOMERS["API_KEY"]
     created = api.post(LIST, {"email": "a@example.com"}, format="json")
@@ -842,7 +849,7 @@ def test_the_api_key_never_appears_in_responses(api, stripe_settings, settings):
 
 def test_anonymous_users_are_refused(stripe_settings):
     customer = pushed(email="a@example.com")
-    client = APIClient()
+    client = CommittingAPIClient()
     assert client.get(LIST).status_code in (401, 403)
     assert client.get(detail(customer.stripe_id)).status_code in (401, 403)
     assert client.post(LIST, {"email": "b@example.com"}, format="json").status_code in (401, 403)
@@ -852,7 +859,7 @@ def test_anonymous_users_are_refused(stripe_settings):
 def test_non_staff_users_are_refused_by_default(stripe_settings, member):
     customer = pushed(email="a@example.com")
     sent = stripe_settings.count()
-    client = APIClient()
+    client = CommittingAPIClient()
     client.force_authenticate(member)
 
     assert client.get(LIST).status_code == 403
@@ -869,7 +876,7 @@ def test_staff_users_with_the_permissions_are_allowed(api):
 
 
 def test_permission_classes_setting_applies_per_request(stripe_settings, settings, member):
-    client = APIClient()
+    client = CommittingAPIClient()
     client.force_authenticate(member)
     assert client.get(LIST).status_code == 403
 
@@ -878,10 +885,10 @@ def test_permission_classes_setting_applies_per_request(stripe_settings, setting
         "API_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     }
     assert client.get(LIST).status_code == 200
-    assert APIClient().get(LIST).status_code in (401, 403)
+    assert CommittingAPIClient().get(LIST).status_code in (401, 403)
 
     settings.STRIPE_CUSTOMERS = {**settings.STRIPE_CUSTOMERS, "API_PERMISSION_CLASSES": [AllowAny]}
-    assert APIClient().get(LIST).status_code == 200
+    assert CommittingAPIClient().get(LIST).status_code == 200
 
     settings.STRIPE_CUSTOMERS = {
         key: value

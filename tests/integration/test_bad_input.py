@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
-from rest_framework.test import APIClient
 
 from django_stripe_customers.models import Customer
 from tests.support.admin_pages import change_url, form_data
 from tests.support.customers import pushed
+from tests.support.http_clients import CommittingAPIClient
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
@@ -163,8 +163,8 @@ def _flat(errors: Any) -> list[str]:
 
 
 @pytest.fixture
-def api(stripe_settings, django_user_model) -> APIClient:
-    client = APIClient()
+def api(stripe_settings, django_user_model) -> CommittingAPIClient:
+    client = CommittingAPIClient()
     client.force_authenticate(django_user_model.objects.create_superuser("root"))
     return client
 

@@ -99,7 +99,7 @@ def test_bad_arguments_are_clear_errors(stripe_settings):
         run("pull", "--since", "yesterday-ish")
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_push_pending_pushes_every_pending_row(stripe_settings, settings):
     settings.STRIPE_CUSTOMERS = {**settings.STRIPE_CUSTOMERS, "PUSH_ON_SAVE": False}
     for n in range(3):
@@ -111,7 +111,7 @@ def test_push_pending_pushes_every_pending_row(stripe_settings, settings):
     assert not Customer.objects.filter(sync_status="pending").exists()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_push_by_stripe_id_or_pk_and_failures_exit_1(stripe_settings, settings):
     settings.STRIPE_CUSTOMERS = {**settings.STRIPE_CUSTOMERS, "PUSH_ON_SAVE": False}
     first = Customer.objects.create(email="one@example.com")
@@ -133,7 +133,7 @@ def test_push_by_stripe_id_or_pk_and_failures_exit_1(stripe_settings, settings):
         run("push", "cus_Nope")
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_counts_of_one_are_singular(stripe_settings, settings):
     settings.STRIPE_CUSTOMERS = {**settings.STRIPE_CUSTOMERS, "PUSH_ON_SAVE": False}
     customer = Customer.objects.create(email="one@example.com")

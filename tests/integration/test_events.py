@@ -14,7 +14,7 @@ from django_stripe_customers.models import Customer, WebhookEvent
 from django_stripe_customers.stripe.webhooks import sign_payload
 from django_stripe_customers.sync import events
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def run(*args):

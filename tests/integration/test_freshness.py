@@ -21,6 +21,8 @@ from django_stripe_customers.sync.freshness import CLOCK_SKEW, Verdict, agrees, 
 from tests.support.faultproxy import HOLD_RESPONSE, FaultProxy
 from tests.support.webhook_events import SECRET, post
 
+# Transactional: a push held at the proxy in one thread while events and pulls land in
+# another (separate connections, committed data).
 pytestmark = pytest.mark.django_db(transaction=True)
 
 T = 1_790_000_000  # a frozen second of Stripe's clock

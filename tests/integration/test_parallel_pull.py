@@ -21,6 +21,8 @@ from django_stripe_customers.sync.slicing import MIN_SPLIT_PAGES, PAGE_SIZE, Boa
 from django_stripe_customers.sync.streams import WRITERS, writer_count
 from tests.support.faultproxy import AFTER, STATUS, FaultProxy
 
+# Transactional: the pull's writer threads have connections of their own, and its slices are
+# handed out once the run's row commits.
 pytestmark = pytest.mark.django_db(transaction=True)
 
 DAY = 86_400

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.contrib.messages import get_messages
-from django.test import Client
-from rest_framework.test import APIClient
 
 from django_stripe_customers.models import Customer, SyncStatus
+from tests.support.customers import pushed
+from tests.support.http_clients import CommittingAPIClient, CommittingClient
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 CHANGELIST = "/admin/stripe_customers/customer/"
 
@@ -34,14 +34,14 @@ class World:
     customer: Customer
     user: User | None
 
-    def api(self) -> APIClient:
-        client = APIClient()
+    def api(self) -> CommittingAPIClient:
+        client = CommittingAPIClient()
         if self.user is not None:
             client.force_authenticate(self.user)
         return client
 
-    def admin(self) -> Client:
-        client = Client()
+    def admin(self) -> CommittingClient:
+        client = CommittingClient()
         if self.user is not None:
             client.force_login(self.user)
         return client
@@ -190,9 +190,7 @@ def refusal(user: str, operation: str) -> set[int]:
 @pytest.mark.parametrize("operation", list(OPERATIONS))
 @pytest.mark.parametrize("user_name", list(USERS))
 def test_the_api_and_the_admin_share_one_permission_model(stripe_settings, user_name, operation):
-    customer = Customer.objects.create(email="a@example.com", name="Original")
-    customer.refresh_from_db()
-    assert customer.sync_status == SyncStatus.SYNCED, customer.sync_error
+    customer = pushed(email="a@example.com", name="Original")
     world = World(stripe_settings, customer, make_user(user_name))
     before_stripe = world.stripe_requests()
     before_rows = list(Customer.objects.order_by("pk").values())
@@ -214,7 +212,7 @@ def test_the_api_and_the_admin_share_one_permission_model(stripe_settings, user_
 
 def test_a_refusal_names_the_permission_needed(stripe_settings):
     customer = Customer.objects.create(email="a@example.com")
-    client = APIClient()
+    client = CommittingAPIClient()
     client.force_authenticate(make_user("view_only"))
     response = client.patch(f"/api/customers/{customer.pk}/", {"name": "B"}, format="json")
     assert response.status_code == 403
@@ -222,7 +220,7 @@ def test_a_refusal_names_the_permission_needed(stripe_settings):
 
 
 def test_options_describes_only_what_the_user_may_do(stripe_settings):
-    viewer, adder = APIClient(), APIClient()
+    viewer, adder = CommittingAPIClient(), CommittingAPIClient()
     viewer.force_authenticate(make_user("view_only"))
     adder.force_authenticate(make_user("add_only"))
     viewed = viewer.options("/api/customers/")

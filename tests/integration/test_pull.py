@@ -261,7 +261,7 @@ def test_created_range_limits_the_pull(stripe_settings):
     assert got == created[10:20]
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True)  # slices are handed out once the run commits
 def test_partitions_produce_the_same_rows_as_one_pass(stripe_settings):
     emulator = stripe_settings
     emulator.seed(230, spacing=3600)
@@ -313,7 +313,7 @@ def test_a_pull_that_fails_half_way_records_what_it_wrote(stripe_settings, setti
     assert error.startswith("APIConnectionError: ")
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True)  # slices are handed out once the run commits
 def test_a_partitioned_slice_that_fails_records_what_it_wrote(stripe_settings, settings):
     from tests.support.faultproxy import STATUS
 

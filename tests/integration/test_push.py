@@ -18,6 +18,8 @@ from tests.support.celery_app import app
 from tests.support.customers import posts
 from tests.support.faultproxy import DROP_RESPONSE, RATE_LIMIT, STALL, STATUS, FaultProxy
 
+# Transactional: what is tested is what the commit (or the rollback) of a saving transaction
+# sends, and when (guarantees 1 to 3): only a real commit shows it.
 pytestmark = pytest.mark.django_db(transaction=True)
 
 

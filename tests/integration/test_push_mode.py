@@ -22,6 +22,8 @@ from django_stripe_customers.models import Customer, SyncStatus
 from tests.support.admin_pages import change_url, form_data
 from tests.support.celery_app import app
 
+# Transactional: inline pushes run in a background thread, on a connection of its own, after
+# the commit.
 pytestmark = pytest.mark.django_db(transaction=True)
 
 

@@ -12,6 +12,8 @@ import pytest
 
 from django_stripe_customers.models import Customer, SyncStatus
 
+# Transactional: instances saved one after the other, each save committed and pushed before
+# the next, and a webhook racing a create's answer from another thread.
 pytestmark = pytest.mark.django_db(transaction=True)
 
 

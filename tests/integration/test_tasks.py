@@ -26,7 +26,7 @@ from django_stripe_customers.tasks import (
 )
 from tests.support.faultproxy import STATUS, FaultProxy
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
@@ -63,6 +63,7 @@ def test_pull_customer_task_does_not_retry_a_404(quiet):
     assert quiet.count("GET", "/v1/customers/cus_missing") == 1, "not retried"
 
 
+@pytest.mark.django_db(transaction=True)  # the slices are sent once the run's row commits
 def test_pull_all_task_runs_one_pass_or_hands_out_slices(quiet):
     quiet.seed(300, spacing=600)
     assert pull_all_task.apply().get()["created"] == 300

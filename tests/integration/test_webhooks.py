@@ -14,7 +14,7 @@ from django_stripe_customers.models import Customer, SyncStatus, WebhookEvent
 from django_stripe_customers.stripe.webhooks import sign_payload
 from tests.support.webhook_events import OLD_SECRET, SECRET, URL, event, post
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

@@ -6,9 +6,8 @@ import json
 import time
 from typing import Any
 
-from django.test import Client
-
 from django_stripe_customers.stripe.webhooks import sign_payload
+from tests.support.http_clients import CommittingClient
 
 SECRET = "whsec_test_current"
 OLD_SECRET = "whsec_test_previous"
@@ -58,4 +57,4 @@ def post(
     raw = body if body is not None else json.dumps(payload).encode()
     signature = header if header is not None else sign_payload(raw, secret, timestamp)
     extra = {} if signature is False else {"HTTP_STRIPE_SIGNATURE": signature}
-    return Client().post(URL, data=raw, content_type="application/json", **extra)
+    return CommittingClient().post(URL, data=raw, content_type="application/json", **extra)
