@@ -27,6 +27,7 @@ Under pytest-xdist every worker has its own servers (free ports), its own test d
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,6 +85,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                     "module's shared fixture would be made once in every worker"
                 )
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """pytest-django's, and on PostgreSQL, before it drops the run's test database, the
+    sessions still connected to it are named (a warning) and ended: a process or thread that
+    outlived its test would otherwise make the drop fail and leave the database behind."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(f"SELECT pid, backend_start, state, query {others}")
+        left = cursor.fetchall()
+        if left:
+            cursor.execute(f"SELECT pg_terminate_backend(pid) {others}")
+    for pid, started, state, query in left:
+        warnings.warn(
+            f"a session outlived the tests on {connection.settings_dict['NAME']}: backend "
+            f"{pid} since {started:%H:%M:%S}, {state}, last query {query[:200]!r}",
+            stacklevel=1,
+        )
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from django_stripe_customers.models import Customer, SyncStatus, WebhookEvent
 from django_stripe_customers.sync import pull_all, pull_customer
 from django_stripe_customers.sync.freshness import CLOCK_SKEW, Verdict, agrees, judge
 from tests.support.faultproxy import HOLD_RESPONSE, FaultProxy
+from tests.support.threads import database_thread
 from tests.support.webhook_events import SECRET, post
 
 # Transactional: a push held at the proxy in one thread while events and pulls land in
@@ -203,8 +204,7 @@ def _pull_with_the_page_held(proxy, while_held):
         except Exception as exc:  # reported by the test
             errors.append(exc)
 
-    thread = threading.Thread(target=pull)
-    thread.start()
+    thread = database_thread(pull)
     try:
         assert reached.wait(10), "the page was not requested"
         while_held()

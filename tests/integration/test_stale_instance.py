@@ -127,10 +127,12 @@ def test_the_created_webhook_racing_the_create_answer_leaves_one_row(
     stripe_settings, settings, mirror
 ):
     """Stripe may deliver customer.created before the push has stored the create's answer."""
+
     import threading
 
     from django_stripe_customers.clients import clear_client_cache
     from tests.support.faultproxy import HOLD_RESPONSE, FaultProxy
+    from tests.support.threads import database_thread
     from tests.support.webhook_events import SECRET, post
 
     emulator = stripe_settings
@@ -151,8 +153,7 @@ def test_the_created_webhook_racing_the_create_answer_leaves_one_row(
             except Exception as exc:
                 errors.append(exc)
 
-        thread = threading.Thread(target=create)
-        thread.start()
+        thread = database_thread(create)
         try:
             assert reached.wait(10)
             (created,) = emulator.events
