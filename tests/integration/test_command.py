@@ -10,7 +10,8 @@ from django.core.management import CommandError, call_command
 from django_stripe_customers.clients import get_client
 from django_stripe_customers.management.commands.stripe_customers import Command
 from django_stripe_customers.models import Customer, PullRun
-from tests.support.faultproxy import AFTER, REFUSE, FaultProxy
+from tests.support.faultproxy import AFTER, REFUSE
+from tests.support.stripe_servers import settings_through_proxy
 
 
 def run(*args):
@@ -73,12 +74,7 @@ def test_a_pull_that_fails_half_way_says_what_it_wrote_and_status_shows_it(
 ):
     stripe_settings.seed(250)
     err = io.StringIO()
-    with FaultProxy(stripe_settings.url) as proxy:
-        settings.STRIPE_CUSTOMERS = {
-            **settings.STRIPE_CUSTOMERS,
-            "API_BASE": proxy.url,
-            "MAX_RETRIES": 0,
-        }
+    with settings_through_proxy(settings, stripe_settings.url, MAX_RETRIES=0) as proxy:
         proxy.enqueue(AFTER(2, REFUSE(method="GET", path="/v1/customers")))
         with pytest.raises(CommandError, match="could not connect"):
             call_command("stripe_customers", "pull", stdout=io.StringIO(), stderr=err)

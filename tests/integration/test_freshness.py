@@ -14,11 +14,12 @@ from email.utils import parsedate_to_datetime
 import pytest
 import requests
 
-from django_stripe_customers.clients import clear_client_cache, get_client
+from django_stripe_customers.clients import get_client
 from django_stripe_customers.models import Customer, SyncStatus, WebhookEvent
 from django_stripe_customers.sync import pull_all, pull_customer
 from django_stripe_customers.sync.freshness import CLOCK_SKEW, Verdict, agrees, judge
-from tests.support.faultproxy import HOLD_RESPONSE, FaultProxy
+from tests.support.faultproxy import HOLD_RESPONSE
+from tests.support.stripe_servers import settings_through_proxy
 from tests.support.threads import database_thread
 from tests.support.webhook_events import SECRET, post
 
@@ -184,11 +185,8 @@ def test_an_older_event_delivered_after_a_push_does_not_revert_it(frozen):
 
 @pytest.fixture
 def proxied(frozen, settings):
-    with FaultProxy(upstream=frozen.url) as proxy:
-        settings.STRIPE_CUSTOMERS = {**settings.STRIPE_CUSTOMERS, "API_BASE": proxy.url}
-        clear_client_cache()
+    with settings_through_proxy(settings, frozen.url) as proxy:
         yield frozen, proxy
-    clear_client_cache()
 
 
 def _pull_with_the_page_held(proxy, while_held):

@@ -19,7 +19,8 @@ from django_stripe_customers.sync import pages, pull_all
 from django_stripe_customers.sync.runs import SLICES_PER_PARTITION, slices_requested
 from django_stripe_customers.sync.slicing import MIN_SPLIT_PAGES, PAGE_SIZE, Board, Slice
 from django_stripe_customers.sync.streams import WRITERS, writer_count
-from tests.support.faultproxy import AFTER, STATUS, FaultProxy
+from tests.support.faultproxy import AFTER, STATUS
+from tests.support.stripe_servers import settings_through_proxy
 
 # Transactional: the pull's writer threads have connections of their own, and its slices are
 # handed out once the run's row commits.
@@ -128,13 +129,7 @@ def test_a_stream_that_fails_stops_the_pull_and_the_run_records_what_was_written
     stripe_settings, settings
 ):
     stripe_settings.seed(700, spacing=60)
-    with FaultProxy(stripe_settings.url) as proxy:
-        settings.STRIPE_CUSTOMERS = {
-            **settings.STRIPE_CUSTOMERS,
-            "API_BASE": proxy.url,
-            "MAX_RETRIES": 0,
-        }
-        clear_client_cache()
+    with settings_through_proxy(settings, stripe_settings.url, MAX_RETRIES=0) as proxy:
         proxy.enqueue(AFTER(3, STATUS(401, method="GET", path="/v1/customers")))
         with pytest.raises(AuthenticationError):
             pull_all(parallel=4)

@@ -18,7 +18,8 @@ from django_stripe_customers.stripe import (
     InvalidRequestError,
 )
 from django_stripe_customers.sync import apply_customer, pull_all, pull_customer
-from tests.support.faultproxy import AFTER, REFUSE, FaultProxy
+from tests.support.faultproxy import AFTER, REFUSE
+from tests.support.stripe_servers import settings_through_proxy
 
 pytestmark = pytest.mark.django_db(transaction=False)
 
@@ -294,12 +295,7 @@ def test_partitioned_pull_inside_a_transaction_is_refused(stripe_settings):
 
 def test_a_pull_that_fails_half_way_records_what_it_wrote(stripe_settings, settings):
     stripe_settings.seed(250)
-    with FaultProxy(stripe_settings.url) as proxy:
-        settings.STRIPE_CUSTOMERS = {
-            **settings.STRIPE_CUSTOMERS,
-            "API_BASE": proxy.url,
-            "MAX_RETRIES": 0,
-        }
+    with settings_through_proxy(settings, stripe_settings.url, MAX_RETRIES=0) as proxy:
         # Two pages go through, then the server is gone.
         proxy.enqueue(AFTER(2, REFUSE(method="GET", path="/v1/customers")))
         with pytest.raises(APIConnectionError):
@@ -318,12 +314,7 @@ def test_a_partitioned_slice_that_fails_records_what_it_wrote(stripe_settings, s
     from tests.support.faultproxy import STATUS
 
     stripe_settings.seed(150, spacing=60)
-    with FaultProxy(stripe_settings.url) as proxy:
-        settings.STRIPE_CUSTOMERS = {
-            **settings.STRIPE_CUSTOMERS,
-            "API_BASE": proxy.url,
-            "MAX_RETRIES": 0,
-        }
+    with settings_through_proxy(settings, stripe_settings.url, MAX_RETRIES=0) as proxy:
         # The newest page (listed by the run itself) goes through; the slices' pages are
         # refused for good (401).
         proxy.enqueue(AFTER(1, STATUS(401, method="GET", path="/v1/customers")))

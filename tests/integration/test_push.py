@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
-from django_stripe_customers.clients import clear_client_cache, get_client
+from django_stripe_customers.clients import get_client
 from django_stripe_customers.models import Customer, SyncStatus
 from django_stripe_customers.signals import customer_push_failed, customer_pushed
 from django_stripe_customers.sync import pull_customer, push
@@ -16,7 +16,8 @@ from django_stripe_customers.sync.push import push_customer
 from django_stripe_customers.tasks import push_pending_task
 from tests.support.celery_app import app
 from tests.support.customers import posts
-from tests.support.faultproxy import DROP_RESPONSE, RATE_LIMIT, STALL, STATUS, FaultProxy
+from tests.support.faultproxy import DROP_RESPONSE, RATE_LIMIT, STALL, STATUS
+from tests.support.stripe_servers import settings_through_proxy
 
 # Transactional: what is tested is what the commit (or the rollback) of a saving transaction
 # sends, and when (guarantees 1 to 3): only a real commit shows it.
@@ -26,15 +27,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def proxied_settings(stripe_settings, settings):
     """STRIPE_CUSTOMERS pointed at a fault proxy in front of the emulator (fast retries)."""
-    with FaultProxy(upstream=stripe_settings.url) as proxy:
-        settings.STRIPE_CUSTOMERS = {
-            **settings.STRIPE_CUSTOMERS,
-            "API_BASE": proxy.url,
-            "TIMEOUT": 2,
-        }
-        clear_client_cache()
+    with settings_through_proxy(settings, stripe_settings.url, TIMEOUT=2) as proxy:
         yield stripe_settings, proxy
-    clear_client_cache()
 
 
 def test_a_committed_create_reaches_stripe_once_with_only_what_was_set(stripe_settings):

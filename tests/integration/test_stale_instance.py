@@ -131,18 +131,13 @@ def test_the_created_webhook_racing_the_create_answer_leaves_one_row(
     import threading
 
     from django_stripe_customers.clients import clear_client_cache
-    from tests.support.faultproxy import HOLD_RESPONSE, FaultProxy
+    from tests.support.faultproxy import HOLD_RESPONSE
+    from tests.support.stripe_servers import settings_through_proxy
     from tests.support.threads import database_thread
     from tests.support.webhook_events import SECRET, post
 
     emulator = stripe_settings
-    with FaultProxy(upstream=emulator.url) as proxy:
-        settings.STRIPE_CUSTOMERS = {
-            **settings.STRIPE_CUSTOMERS,
-            "API_BASE": proxy.url,
-            "WEBHOOK_SECRETS": [SECRET],
-        }
-        clear_client_cache()
+    with settings_through_proxy(settings, emulator.url, WEBHOOK_SECRETS=[SECRET]) as proxy:
         gate, reached = threading.Event(), threading.Event()
         proxy.enqueue(HOLD_RESPONSE(gate, reached, method="POST", path="/v1/customers"))
         errors = []

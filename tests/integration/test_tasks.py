@@ -8,7 +8,6 @@ import time
 import pytest
 from celery.exceptions import Retry
 
-from django_stripe_customers.clients import clear_client_cache
 from django_stripe_customers.models import Customer, PullRun, SyncStatus, WebhookEvent
 from django_stripe_customers.stripe import APIError, InvalidRequestError
 from django_stripe_customers.sync.events import store_event
@@ -24,7 +23,8 @@ from django_stripe_customers.tasks import (
     push_customer_task,
     push_pending_task,
 )
-from tests.support.faultproxy import STATUS, FaultProxy
+from tests.support.faultproxy import STATUS
+from tests.support.stripe_servers import settings_through_proxy
 
 pytestmark = pytest.mark.django_db
 
@@ -38,16 +38,10 @@ def quiet(stripe_settings, settings):
 
 @pytest.fixture
 def proxy(stripe_settings, settings):
-    with FaultProxy(upstream=stripe_settings.url) as faults:
-        settings.STRIPE_CUSTOMERS = {
-            **settings.STRIPE_CUSTOMERS,
-            "API_BASE": faults.url,
-            "MAX_RETRIES": 0,
-            "PUSH_ON_SAVE": False,
-        }
-        clear_client_cache()
+    with settings_through_proxy(
+        settings, stripe_settings.url, MAX_RETRIES=0, PUSH_ON_SAVE=False
+    ) as faults:
         yield faults
-    clear_client_cache()
 
 
 def test_pull_customer_task_returns_the_rows_pk(quiet):

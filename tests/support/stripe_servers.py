@@ -3,6 +3,7 @@
 - ``LocalStripeServer``: localstripe (PyPI, an independent implementation) in a subprocess on a
   free loopback port, with direct HTTP helpers that bypass our client.
 - ``make_client``: a ``StripeClient`` with test-friendly defaults (fast backoff, short timeout).
+- ``settings_through_proxy``: Django's settings pointed at a fault proxy in front of a server.
 - ``StripeBackend``: the emulator or localstripe behind one small interface, for tests that run
   against each (the ``stripe_backend`` fixture); ``EMULATOR_ONLY`` pins such a test to the
   emulator.
@@ -15,6 +16,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 
+from tests.support.faultproxy import FaultProxy
 from tests.support.processes import stop
 
 if TYPE_CHECKING:
@@ -158,3 +162,23 @@ class StripeBackend:
 #: Run a test that uses ``stripe_backend`` against the emulator only (what only Stripe and the
 #: emulator do, such as honouring Idempotency-Key).
 EMULATOR_ONLY = pytest.mark.parametrize("stripe_backend", [EMULATOR], indirect=True)
+
+
+@contextmanager
+def settings_through_proxy(settings: Any, upstream: str, **overrides: Any) -> Iterator[FaultProxy]:
+    """A started ``FaultProxy`` in front of ``upstream``, and pytest-django's ``settings``
+    pointed at it (``STRIPE_CUSTOMERS['API_BASE']``, plus ``overrides``); the settings' cached
+    client is dropped before and after, so no client of another test's proxy is reused."""
+    from django_stripe_customers.clients import clear_client_cache
+
+    with FaultProxy(upstream=upstream) as proxy:
+        settings.STRIPE_CUSTOMERS = {
+            **settings.STRIPE_CUSTOMERS,
+            "API_BASE": proxy.url,
+            **overrides,
+        }
+        clear_client_cache()
+        try:
+            yield proxy
+        finally:
+            clear_client_cache()
