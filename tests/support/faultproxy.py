@@ -474,7 +474,9 @@ class FaultProxy:
         self._server = _Server(self)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            # stop() waits up to one poll for the loop to notice: 10 ms, not 50, because a
+            # proxy is started and stopped for every test that uses one.
+            kwargs={"poll_interval": 0.01},
             name="faultproxy",
             daemon=True,
         )
