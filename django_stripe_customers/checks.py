@@ -16,6 +16,7 @@ a command that talks to Stripe without a key stops with one line saying which se
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import math
 from collections.abc import Iterable, Sequence
@@ -99,10 +100,18 @@ def _check_unknown_keys(configured: Any) -> list[Any]:
     unknown = sorted(set(configured) - set(conf.DEFAULTS))
     if not unknown:
         return []
+    known = sorted(conf.DEFAULTS)
+    guesses = [
+        f"{key!r} -> {close[0]!r}"
+        for key in unknown
+        if (close := difflib.get_close_matches(str(key), known, n=1, cutoff=0.6))
+    ]
+    meant = f" Did you mean {', '.join(guesses)}?" if guesses else ""
     return [
         checks.Warning(
-            f"Unknown key(s) in settings.{conf.SETTINGS_NAME}: {', '.join(unknown)}.",
-            hint=f"Known keys: {', '.join(sorted(conf.DEFAULTS))}.",
+            f"Unknown key(s) in settings.{conf.SETTINGS_NAME}: {', '.join(map(str, unknown))}."
+            f"{meant}",
+            hint=f"Known keys: {', '.join(known)}.",
             id="stripe_customers.W003",
         )
     ]

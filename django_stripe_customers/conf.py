@@ -65,6 +65,14 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     # Where the rate limit's bucket lives: "local" (one per process, for its threads) or a
     # Redis URL ("redis://host:6379/0"): one bucket shared by every process and host.
     "RATE_LIMIT_BACKEND": "local",
+    # Whether the row of a deleted customer (a tombstone: its id, deleted, its owner) keeps the
+    # customer's last data. False erases name, email, phone, addresses, metadata... once Stripe
+    # deleted it (as Customer.erase() does on request).
+    "DELETED_KEEP_DATA": True,
+    # What Customer.objects.for_owner(user) does with an unlinked customer that has the user's
+    # email: "refuse" (raise OwnerLinkError naming it), "link" (link the one match: only where
+    # emails are verified, or a person gets someone else's customer) or "ignore" (create one).
+    "OWNER_EMAIL_MATCH": "refuse",
     # DRF permission classes guarding the customers API: by default Django's model permissions
     # on Customer, as in the admin (view to read, add to create, change to update and pull).
     "API_PERMISSION_CLASSES": ["django_stripe_customers.api.permissions.CustomerModelPermissions"],

@@ -8,7 +8,8 @@ project without a worker still reaches Stripe.
 Neither way holds a save for long: a broker that has not taken a task within
 ``ENQUEUE_TIMEOUT`` is left to it in the background, and an inline push is waited for at most
 ``INLINE_WAIT``. Either way the row is the outbox: what did not run stays pending, and the
-sweep (Celery beat, or the inline thread itself) sends it later.
+sweep sends it later: Celery beat's ``push_pending_task``, or, inline, a timer in the process
+(``RETRIER``) that runs the sweep every ``PUSH_SWEEP_AFTER`` seconds while work is left.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Final
 
 from celery import current_app
@@ -98,10 +100,80 @@ class Background:
                 done.set()
 
 
+class Repeater:
+    """A daemon thread that runs ``job`` on a ``Background`` worker every ``interval()``
+    seconds for as long as it returns True (work is left), then ends; ``ensure`` starts it
+    again. Work left while a round runs is never missed: ``ensure`` asks for another round."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._wanted = False
+        self._stop = threading.Event()
+
+    def ensure(
+        self, job: Callable[[], bool], interval: Callable[[], float], worker: Background
+    ) -> None:
+        with self._lock:
+            self._wanted = True
+            if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._stop = threading.Event()
+            self._thread = threading.Thread(
+                target=self._run,
+                args=(job, interval, worker, self._stop),
+                name=self.name,
+                daemon=True,
+            )
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the thread (between rounds): for tests, and a process that shuts down."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            self._stop.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def _run(
+        self,
+        job: Callable[[], bool],
+        interval: Callable[[], float],
+        worker: Background,
+        stop: threading.Event,
+    ) -> None:
+        while not stop.wait(interval()):
+            with self._lock:
+                self._wanted = False
+            left = [True]  # a job that raised (logged by the worker) may have left work
+            done = worker.submit(partial(_store, left, job))
+            if done is not None:
+                done.wait()
+            with self._lock:
+                if not left[0] and not self._wanted:
+                    if self._thread is threading.current_thread():
+                        self._thread = None
+                    return
+
+
+def _store(into: list[bool], job: Callable[[], bool]) -> None:
+    into[0] = job()
+
+
 #: Sends tasks to the broker (so a hung broker holds this thread, not a request).
 SENDER: Final = Background("stripe-customers-enqueue")
 #: Runs pushes and events inline, one at a time.
 RUNNER: Final = Background("stripe-customers-inline")
+#: Retries inline what is left pending (Stripe down), on a timer, not only on the next save.
+RETRIER: Final = Repeater("stripe-customers-inline-retry")
 
 
 def run_soon(job: Callable[[], None], what: str, *, wait: float, worker: Background) -> bool:

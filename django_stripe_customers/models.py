@@ -10,14 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import F
-from django.dispatch import Signal
-from django.utils import timezone
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from . import schema
+from .bookkeeping import SAVE_TRACKING_FIELDS, SYNC_COLUMNS, SyncStatus, marked_pending
+from .deletion import delete_rows, erase
 from .edits import Edit, check_edit
+from .managers import CustomerManager, CustomerQuerySet
 from .saved_fields import (
     LOADED_ATTRIBUTE,
     changed_fields,
@@ -25,6 +27,18 @@ from .saved_fields import (
     remember,
     tracked_fields,
 )
+
+__all__ = [
+    "SAVE_TRACKING_FIELDS",
+    "SYNC_COLUMNS",
+    "Customer",
+    "CustomerManager",
+    "CustomerQuerySet",
+    "PullRun",
+    "SyncStatus",
+    "WebhookEvent",
+    "marked_pending",
+]
 
 #: Length of columns holding Stripe ids and strings Stripe publishes no limit for.
 ID_LENGTH = 255
@@ -49,64 +63,6 @@ def column(attribute: str, **options: Any) -> models.Field[Any, Any]:
         "json": models.JSONField,
     }
     return fields[kind](**empty, **options)
-
-
-#: Bookkeeping a local save writes besides the edited fields (see ``signals``).
-SAVE_TRACKING_FIELDS = ("sync_status", "local_version", "pending_since")
-
-#: Columns only the sync code writes (with ``QuerySet.update``/``bulk_create``); a ``save()``
-#: of an existing row never does, so an instance kept across a push cannot undo what it wrote.
-SYNC_COLUMNS: frozenset[str] = frozenset(
-    {
-        "stripe_id",
-        "stripe_data",
-        "deleted",
-        "synced_at",
-        "sync_error",
-        "pushed_version",
-        "push_intent",
-        "remote_updated_at",
-        *SAVE_TRACKING_FIELDS,
-    }
-)
-
-
-#: Sent (sender ``Customer``, ``pks``) when rows were marked pending outside ``save()``: the
-#: receivers schedule their push once the transaction commits, as after a save.
-marked_pending = Signal()
-
-
-def _mark_pending(queryset: models.QuerySet[Customer]) -> int:
-    pks = list(queryset.values_list("pk", flat=True))
-    count = Customer.objects.filter(pk__in=pks).update(
-        sync_status=SyncStatus.PENDING,
-        local_version=F("local_version") + 1,
-        pending_since=timezone.now(),
-    )
-    marked_pending.send(sender=Customer, pks=pks)
-    return count
-
-
-class CustomerQuerySet(models.QuerySet["Customer"]):
-    def mark_pending(self) -> int:
-        """Mark these rows as edited locally and schedule their push (``QuerySet.update()``
-        alone sends no signal, so it does not push); returns how many rows were marked."""
-        return _mark_pending(self)
-
-
-class CustomerManager(models.Manager["Customer"]):
-    def get_queryset(self) -> CustomerQuerySet:
-        return CustomerQuerySet(self.model, using=self._db)
-
-    def mark_pending(self, queryset: models.QuerySet[Customer] | None = None) -> int:
-        """``Customer.objects.mark_pending(qs)``: push rows changed by ``qs.update(...)``."""
-        return _mark_pending(self.get_queryset() if queryset is None else queryset)
-
-
-class SyncStatus(models.TextChoices):
-    SYNCED = "synced", _("synced")
-    PENDING = "pending", _("pending push")
-    FAILED = "failed", _("failed")
 
 
 class Customer(models.Model):
@@ -174,6 +130,18 @@ class Customer(models.Model):
         editable=False,
         help_text=_("The request being sent to Stripe (resent as is, same key, until answered)."),
     )
+    delete_requested_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("When the customer's deletion was asked here (sent to Stripe by the push)."),
+    )
+    next_attempt_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("When a push Stripe did not take yet (unreachable, 429, 5xx) is tried again."),
+    )
     remote_updated_at = models.DateTimeField(
         null=True,
         blank=True,
@@ -181,12 +149,15 @@ class Customer(models.Model):
         help_text=_("Time of the newest Stripe data applied (refuses older events)."),
     )
 
-    user = models.OneToOneField(
+    # The owner: at most one live customer per user (``Customer.objects.for_owner(user)``);
+    # a deleted customer keeps its link, so a user may have had several.
+    user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
-        related_name="stripe_customer",
+        related_name="stripe_customers",
+        help_text=_("The user whose customer this is (one live customer per user)."),
     )
 
     objects = CustomerManager()
@@ -195,6 +166,14 @@ class Customer(models.Model):
         verbose_name = _("customer")
         verbose_name_plural = _("customers")
         ordering = ("-created", "-id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user"],
+                condition=Q(deleted=False),
+                name="stripe_customers_one_live_customer_per_user",
+                violation_error_message=_("This user already has a customer."),
+            )
+        ]
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in USER_ATTNAMES and LOADED_ATTRIBUTE in self.__dict__:
@@ -226,10 +205,43 @@ class Customer(models.Model):
             changed = changed_fields(self, USER_FIELDS)
             if changed is not None:
                 kwargs["update_fields"] = {*changed, *SAVE_TRACKING_FIELDS}
+        if self.deleted and not self._state.adding:
+            self._refuse_edits_of_deleted(kwargs.get("update_fields"))
         super().save(*args, **kwargs)
         written = kwargs.get("update_fields")
         fields = USER_FIELDS
         remember(self, fields if written is None else [f for f in fields if f.name in written])
+
+    def _refuse_edits_of_deleted(self, written: Any) -> None:
+        """Stripe takes no edit of a deleted customer: one rule for every door (the admin
+        shows it read-only, the API answers 409). Its owner link may still change."""
+        edited = sorted(set(schema.PUSHABLE) & set(written or schema.PUSHABLE))
+        if edited:
+            message = _("%(field)s: the customer was deleted in Stripe; it cannot be edited")
+            raise ValidationError(
+                {
+                    name: ValidationError(message, code="deleted", params={"field": name})
+                    for name in edited
+                }
+            )
+
+    def delete(self, using: Any = None, keep_parents: bool = False) -> tuple[int, dict[str, int]]:
+        """Delete the customer in Stripe (through the outbox) and keep the row as a tombstone;
+        a row that never reached Stripe, or a tombstone, is removed (``deletion``)."""
+        if self.pk is None:
+            raise ValueError(f"{self!r} cannot be deleted: it is not saved.")
+        rows = type(self)._default_manager.db_manager(using).filter(pk=self.pk)
+        done = delete_rows(rows)
+        if done.removed:
+            self.pk = None
+        else:
+            self.deleted = True
+        return done.as_django_result(self._meta.label)
+
+    def erase(self) -> None:
+        """Scrub the personal data of this customer deleted in Stripe (``deletion.erase``)."""
+        erase(type(self)._default_manager.filter(pk=self.pk))
+        self.refresh_from_db()
 
     @classmethod
     def from_db(cls, *args: Any, **kwargs: Any) -> Customer:

@@ -2,7 +2,7 @@
 
 Connected by ``AppConfig.ready()``. A save marks the row pending in the same statement (no
 extra query, no commit); once the transaction commits, the push runs as ``PUSH_MODE`` says.
-Rows marked pending outside ``save()`` (``Customer.objects.mark_pending``) and the slices of a
+Rows marked pending outside ``save()`` (bulk writes: ``managers``) and the slices of a
 partitioned pull are scheduled the same way. The pull code writes with ``QuerySet.update`` and
 ``bulk_create``, which send no signals, so a pull never marks a row pending (no echo).
 """
@@ -13,14 +13,13 @@ from functools import partial
 from typing import Any
 
 from django.db import transaction
-from django.db.models import DateTimeField, F, Value
-from django.db.models.functions import Coalesce
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 from django.utils import timezone
 
 from . import conf
-from .models import Customer, PullRun, SyncStatus, marked_pending
+from .bookkeeping import SyncStatus, marked_pending, pending_update
+from .models import Customer, PullRun
 from .sync.runs import slices_requested
 from .tasks import enqueue_push, enqueue_slice
 
@@ -30,15 +29,13 @@ def mark_saved_customer_pending(sender: type[Customer], instance: Customer, **kw
     """Part of the same save (no extra query, no commit): pending, one version newer."""
     if kwargs.get("raw"):  # loaddata
         return
-    instance.sync_status = SyncStatus.PENDING
     if instance._state.adding:
+        instance.sync_status = SyncStatus.PENDING
         instance.pending_since = instance.pending_since or timezone.now()
         instance.local_version = (instance.local_version or 0) + 1
     else:  # in the database: this instance's copies of both may be stale
-        instance.pending_since = Coalesce(
-            F("pending_since"), Value(timezone.now(), output_field=DateTimeField())
-        )
-        instance.local_version = F("local_version") + 1  # concurrent saves never share one
+        for name, value in pending_update().items():  # concurrent saves never share a version
+            setattr(instance, name, value)
 
 
 @receiver(post_save, sender=Customer, dispatch_uid="stripe_customers_schedule_push")
@@ -52,10 +49,12 @@ def schedule_push_after_save(sender: type[Customer], instance: Customer, **kwarg
 
 
 @receiver(marked_pending, sender=Customer, dispatch_uid="stripe_customers_schedule_marked")
-def schedule_push_of_marked_rows(sender: type[Customer], pks: list[int], **kwargs: Any) -> None:
+def schedule_push_of_marked_rows(
+    sender: type[Customer], pks: list[int], using: str | None = None, **kwargs: Any
+) -> None:
     if conf.get_setting("PUSH_ON_SAVE"):
         for pk in pks:
-            transaction.on_commit(partial(enqueue_push, pk))
+            transaction.on_commit(partial(enqueue_push, pk), using=using)
 
 
 @receiver(slices_requested, sender=PullRun, dispatch_uid="stripe_customers_schedule_slices")

@@ -9,8 +9,10 @@ exponential backoff; permanent errors (bad key, 404, invalid request) fail at on
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
-import uuid
+from collections.abc import Callable
 from functools import partial
 from typing import Any, Final, NoReturn
 
@@ -22,7 +24,7 @@ from django.db import DatabaseError, transaction
 from . import conf, dispatch
 from .stripe import APIConnectionError, StripeError
 from .stripe.retry import retry_delay, should_retry
-from .sync import events, pages, pull, push, runs
+from .sync import events, outbox, pages, pull, push, runs
 
 logger = logging.getLogger("django_stripe_customers.push")
 
@@ -38,12 +40,16 @@ TASK_RETRY_INITIAL: Final = 5.0
 TASK_RETRY_MAX: Final = 300.0
 
 
-def _retry_or_raise(task: Task[Any, Any], exc: StripeError) -> NoReturn:
-    _retry_if_due(task, exc)
+def _retry_or_raise(
+    task: Task[Any, Any], exc: StripeError, on_retry: Callable[[float], None] | None = None
+) -> NoReturn:
+    _retry_if_due(task, exc, on_retry)
     raise exc
 
 
-def _retry_if_due(task: Task[Any, Any], exc: StripeError) -> None:
+def _retry_if_due(
+    task: Task[Any, Any], exc: StripeError, on_retry: Callable[[float], None] | None = None
+) -> None:
     """Retry the task as the client retries a request (``stripe.retry``: connection errors,
     409, 429, 5xx, and what ``Stripe-Should-Retry`` says), with a longer backoff."""
     attempt = task.request.retries
@@ -62,7 +68,11 @@ def _retry_if_due(task: Task[Any, Any], exc: StripeError) -> None:
             maximum=TASK_RETRY_MAX,
             max_retry_after=TASK_RETRY_MAX,
         )
+        if on_retry is not None:
+            on_retry(delay)
         raise task.retry(exc=exc, countdown=delay)
+    if on_retry is not None:  # out of retries: the sweep sends it next
+        on_retry(float(conf.get_setting("PUSH_SWEEP_AFTER")))
 
 
 @shared_task(bind=True, name="stripe_customers.pull_customer", **TASK_OPTIONS)
@@ -130,7 +140,7 @@ def push_customer_task(self: Task[Any, Any], customer_pk: int) -> str:
     try:
         return push_now(customer_pk, owner=f"task-{self.request.id}").outcome
     except StripeError as exc:
-        _retry_or_raise(self, exc)
+        _retry_or_raise(self, exc, partial(push.note_next_attempt, customer_pk))
 
 
 @shared_task(name="stripe_customers.push_pending", acks_late=True)
@@ -138,7 +148,7 @@ def push_pending_task(older_than: float | None = None, limit: int = 1000) -> int
     """The outbox sweep: re-enqueue rows pending for longer than ``older_than`` seconds
     (default setting ``PUSH_SWEEP_AFTER``) and pushes whose worker died mid-request."""
     seconds = conf.get_setting("PUSH_SWEEP_AFTER") if older_than is None else older_than
-    overdue = push.overdue(seconds).order_by("pending_since")
+    overdue = outbox.overdue(seconds).order_by("pending_since")
     pks = list(overdue.values_list("pk", flat=True)[:limit])
     for pk in pks:
         enqueue_push(pk)  # one row's failure (or a broker hiccup) does not stop the sweep
@@ -213,9 +223,7 @@ def enqueue_event(pk: int) -> None:
 def _run(task: Any, pk: int, what: str, sweep: str) -> None:
     if dispatch.push_mode() == "inline":
         job = _inline_push if task is push_customer_task else _inline_event
-        dispatch.run_soon(
-            lambda: job(pk), what, wait=dispatch.INLINE_WAIT, worker=dispatch.RUNNER
-        )
+        dispatch.run_soon(lambda: job(pk), what, wait=dispatch.INLINE_WAIT, worker=dispatch.RUNNER)
         return
     if dispatch.is_eager(dispatch.project_celery_app()):  # runs here, now (tests)
         _send(task, pk, what, sweep)
@@ -258,42 +266,76 @@ def enqueue_slice(created_gte: int, created_lt: int, run_pk: int, streams: int =
     pull_slice_task.delay(created_gte, created_lt, run_pk, streams)
 
 
+def _inline_owner(pk: int) -> str:
+    """The owner of inline pushes of row ``pk`` in this process: the same for each retry, so a
+    retry takes back the request it left in flight (one inline thread per process)."""
+    return f"inline-{socket.gethostname()}-{os.getpid()}-{pk}"
+
+
 def _inline_push(pk: int) -> None:
     """A push in this process: as the task does, then the inline sweep."""
     try:
-        push_now(pk, owner=f"inline-{uuid.uuid4()}")
-    except StripeError as exc:  # transient: the row stays pending, the inline sweep retries
+        push_now(pk, owner=_inline_owner(pk))
+    except StripeError as exc:  # transient: the row stays pending, the timer retries it
         logger.warning("The push of customer %s will be retried: %s", pk, exc)
+        push.note_next_attempt(pk, _sweep_interval())
+        _retry_inline_later()
     _inline_sweep()
 
 
 def _inline_event(pk: int) -> None:
     try:
         events.process_event(pk)
-    except Exception as exc:  # recorded on the event; the inline sweep retries it
+    except Exception as exc:  # recorded on the event; the timer retries it
         logger.warning("Webhook event %s will be retried: %s", pk, exc)
+        _retry_inline_later()
     _inline_sweep()
+
+
+def _sweep_interval() -> float:
+    return float(conf.get_setting("PUSH_SWEEP_AFTER"))
+
+
+def _retry_inline_later() -> None:
+    dispatch.RETRIER.ensure(_inline_retry_round, _sweep_interval, dispatch.RUNNER)
+
+
+def _inline_retry_round() -> bool:
+    """One round of the inline timer: the sweep; True while work is left for the next."""
+    if dispatch.push_mode() != "inline":  # the settings changed (tests): Celery's turn
+        return False
+    _inline_sweep(force=True)
+    seconds = _sweep_interval()
+    left = outbox.overdue(0).exists() or events.overdue_events(seconds).exists()
+    return left
 
 
 _last_inline_sweep = 0.0
 
 
-def _inline_sweep() -> None:
+def _inline_sweep(*, force: bool = False) -> None:
     """Without Celery beat, the inline thread sweeps itself: at most once per
-    ``PUSH_SWEEP_AFTER``, it retries overdue pushes and events (up to 100 of each)."""
+    ``PUSH_SWEEP_AFTER`` (``force``: now), it retries overdue pushes and events (up to 100 of
+    each)."""
     global _last_inline_sweep
-    seconds = float(conf.get_setting("PUSH_SWEEP_AFTER"))
-    if time.monotonic() - _last_inline_sweep < seconds:
+    seconds = _sweep_interval()
+    if not force and time.monotonic() - _last_inline_sweep < seconds:
         return
     _last_inline_sweep = time.monotonic()
-    for pk in push.overdue(seconds).order_by("pending_since").values_list("pk", flat=True)[:100]:
-        try:
-            push.push_customer(pk, owner=f"inline-sweep-{uuid.uuid4()}")
+    left = False
+    for pk in outbox.overdue(seconds).order_by("pending_since").values_list("pk", flat=True)[:100]:
+        try:  # not push_now: this is the inline thread, and edits since have their own push
+            push.push_customer(pk, owner=_inline_owner(pk))
         except StripeError as exc:
             logger.warning("The push of customer %s will be retried: %s", pk, exc)
+            push.note_next_attempt(pk, seconds)
+            left = True
     overdue_events = events.overdue_events(seconds).order_by("created", "id")
     for pk in overdue_events.values_list("pk", flat=True)[:100]:
         try:
             events.process_event(pk)
         except Exception as exc:  # recorded on the event
             logger.warning("Webhook event %s will be retried: %s", pk, exc)
+            left = True
+    if left:
+        _retry_inline_later()

@@ -179,6 +179,16 @@ def emulator_api(stripe_emulator: StripeEmulator) -> Iterator[Api]:
     client.close()
 
 
+@pytest.fixture(autouse=True)
+def no_inline_retry_timer_left() -> Iterator[None]:
+    """The inline retry timer of a test (Stripe left unreachable) ends with it: it sleeps
+    ``PUSH_SWEEP_AFTER`` seconds between rounds, and would wake in another test."""
+    yield
+    from django_stripe_customers import dispatch  # after Django is set up (pytest-django)
+
+    dispatch.RETRIER.stop()
+
+
 @pytest.fixture
 def client() -> CommittingClient:
     """pytest-django's ``client``, each request ending as a committed request would."""

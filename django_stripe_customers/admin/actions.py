@@ -1,7 +1,8 @@
-"""The customer list's actions: "Pull from Stripe", "Push to Stripe", "Retry failed pushes".
+"""The customer list's actions: "Pull from Stripe", "Push to Stripe", "Retry failed pushes", and
+"Erase personal data" (Django's own "Delete selected" deletes in Stripe: ``deletion``).
 
-Each needs the change permission, runs now (so its outcome can be shown) and reports in two
-messages: how many succeeded, and which failed and why.
+Each needs the change permission (erasing: the delete permission), runs now (so its outcome can
+be shown) and reports in two messages: how many succeeded, and which failed and why.
 """
 
 from __future__ import annotations
@@ -169,4 +170,31 @@ def _report(
             request,
             message % {"undone": undone, "count": len(failures), "which": which},
             messages.ERROR,
+        )
+
+
+@admin.action(
+    description=_("Erase personal data (customers deleted in Stripe)"), permissions=["delete"]
+)
+def erase_personal_data(
+    model_admin: Any, request: HttpRequest, queryset: QuerySet[Customer]
+) -> None:
+    """For data-protection requests: name, email, phone, addresses, shipping and metadata
+    scrubbed from the rows and snapshots of these deleted customers (others are left, named)."""
+    live = list(queryset.filter(deleted=False).values_list("pk", "stripe_id"))
+    erased = Customer.objects.filter(pk__in=queryset.filter(deleted=True).values("pk")).erase()
+    _inform(
+        model_admin,
+        request,
+        erased,
+        "Erased the personal data of %(count)d deleted customer.",
+        "Erased the personal data of %(count)d deleted customers.",
+    )
+    if live:
+        names = _failures_text([_label(stripe_id, pk) for pk, stripe_id in live])
+        model_admin.message_user(
+            request,
+            _("Not erased (not deleted in Stripe: delete them first): %(names)s")
+            % {"names": names},
+            messages.WARNING,
         )

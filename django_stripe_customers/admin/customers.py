@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import schema
 from ..models import Customer, SyncStatus, WebhookEvent
-from .actions import pull_from_stripe, push_to_stripe, retry_failed_pushes
+from .actions import erase_personal_data, pull_from_stripe, push_to_stripe, retry_failed_pushes
 from .display import (
     STATUS_HELP,
     FieldChange,
@@ -103,13 +103,27 @@ class CustomerAdmin(_CustomerModelAdmin):
         "currency",
         "tax_exempt",
     )
-    raw_id_fields = ("user",)
-    actions = (pull_from_stripe, push_to_stripe, retry_failed_pushes)
+    raw_id_fields = ("user",)  # where the user model's admin cannot search (see below)
+    actions = (pull_from_stripe, push_to_stripe, retry_failed_pushes, erase_personal_data)
 
     class Media:
         css = {"all": ("stripe_customers/admin.css",)}
 
     # -- the change form -------------------------------------------------------------------
+
+    def has_change_permission(self, request: HttpRequest, obj: Customer | None = None) -> bool:
+        """A customer deleted in Stripe is shown read-only (its sync panel says why): Stripe
+        takes no edit of it, as the API's 409 says too."""
+        if obj is not None and obj.deleted:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def get_autocomplete_fields(self, request: HttpRequest) -> tuple[str, ...]:
+        """The owner is picked by autocomplete where the project's user admin can search
+        (Django's ``UserAdmin`` can); a project's own user model without ``search_fields``
+        keeps the raw id (a static ``autocomplete_fields`` would fail its system check)."""
+        owner_admin = self.admin_site._registry.get(Customer._meta.get_field("user").related_model)
+        return ("user",) if owner_admin is not None and owner_admin.search_fields else ()
 
     def get_fieldsets(self, request: HttpRequest, obj: Customer | None = None) -> _FieldsetSpec:
         """The layout: where each attribute a person edits is shown."""

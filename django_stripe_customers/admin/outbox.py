@@ -18,7 +18,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from ..conf import get_setting
-from ..sync.push import stuck
+from ..dispatch import push_mode
+from ..sync.outbox import stuck
 
 PARAMETER = "push_overdue"
 
@@ -54,15 +55,30 @@ def overdue_notice(changelist_url: str) -> SafeString | None:
         "for more than %(seconds)d seconds.",
         count,
     ) % {"count": count, "seconds": overdue_seconds()}
-    hint = _(
-        "Pending ones need a running worker and the push_pending_task sweep (or PUSH_MODE "
-        "'inline'); failed ones say why in their sync panel."
-    )
     return format_html(
         '{} <a href="{}?{}=yes">{}</a> {}',
         text,
         changelist_url,
         PARAMETER,
         _("Show them."),
-        hint,
+        _mode_hint(),
+    )
+
+
+def _mode_hint() -> str:
+    """What sends pending rows on this site, as ``PUSH_MODE`` resolves here."""
+    if push_mode() == "inline":
+        return str(
+            _(
+                "This site pushes inline (no Celery): each process retries pending ones every "
+                "%(seconds)d seconds while Stripe is unreachable (the sync panel shows the "
+                "last error); failed ones say why in their sync panel."
+            )
+            % {"seconds": overdue_seconds()}
+        )
+    return str(
+        _(
+            "Pending ones need a running Celery worker and the push_pending_task sweep in "
+            "Celery beat; failed ones say why in their sync panel."
+        )
     )

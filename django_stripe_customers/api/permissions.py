@@ -28,6 +28,7 @@ ACTION_PERMISSIONS: Final[Mapping[str, tuple[str, ...]]] = {
     "update": ("change",),
     "partial_update": ("change",),
     "pull": ("change",),
+    "destroy": ("delete",),
 }
 
 #: ``OPTIONS`` is DRF's ``metadata`` action; DRF's metadata asks again with the method whose
@@ -41,6 +42,7 @@ _VERBS: Final[Mapping[str, str]] = {
     "update": "update",
     "partial_update": "update",
     "pull": "pull",
+    "destroy": "delete",
 }
 
 
@@ -48,7 +50,8 @@ class CustomerModelPermissions(BasePermission):
     """Django's model permissions on ``Customer``, as the admin applies them.
 
     Reading (list, retrieve) needs ``view_customer`` or ``change_customer``; creating needs
-    ``add_customer``; updating and pulling need ``change_customer``. Anonymous users and
+    ``add_customer``; updating and pulling need ``change_customer``; deleting needs
+    ``delete_customer``. Anonymous users and
     actions not listed in ``ACTION_PERMISSIONS`` are refused; a method without a route is a
     405. Superusers have every permission. Staff status is not needed
     (a program's own user can be given just the permissions it uses), and not enough.
@@ -61,7 +64,7 @@ class CustomerModelPermissions(BasePermission):
         if user is None or not user.is_authenticated:
             return False
         action = getattr(view, "action", None)
-        if action is None:  # a method no route has (DELETE): 405, as DjangoModelPermissions
+        if action is None:  # a method no route has (DELETE of the list): 405, as DRF's own
             raise MethodNotAllowed(request.method or "")
         if action == "metadata":
             action = _METADATA_ACTIONS.get(request.method or "", "list")

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from rest_framework import serializers
@@ -95,6 +96,10 @@ class CustomerSerializer(serializers.ModelSerializer[Customer]):
         fields.update({name: _attribute_field(name) for name in schema.MIRRORED})
         fields["deleted"] = serializers.ReadOnlyField()
         fields["pk"] = serializers.ReadOnlyField()
+        # The owner's pk: written with the add or change permission, as any field.
+        fields["user"] = serializers.PrimaryKeyRelatedField(
+            queryset=get_user_model()._default_manager.all(), allow_null=True, required=False
+        )
         fields["sync_status"] = serializers.ReadOnlyField()
         fields["synced_at"] = UnixTimestampField()
         fields["sync_error"] = serializers.ReadOnlyField()
@@ -121,6 +126,16 @@ class CustomerSerializer(serializers.ModelSerializer[Customer]):
             }
             if changed:
                 raise serializers.ValidationError(changed)
+        owner = attrs.get("user")
+        if owner is not None:
+            others = Customer.objects.filter(user=owner, deleted=False)
+            if customer is not None:
+                others = others.exclude(pk=customer.pk)
+            other = others.only("pk").first()
+            if other is not None:
+                raise serializers.ValidationError(
+                    {"user": [f"user: already has a customer (pk {other.pk}); one per user"]}
+                )
         candidate = Customer(**{**_values(customer), **attrs})
         try:
             candidate.requested_edit()

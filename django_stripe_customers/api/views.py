@@ -9,6 +9,8 @@ Routes (under wherever ``django_stripe_customers.api.urls`` is included)::
     GET   customers/{id}/            one customer
     PUT   customers/{id}/            update (omitted fields are left as they are)
     PATCH customers/{id}/            update
+    DELETE customers/{id}/           delete: in Stripe through the outbox (202, the row kept as a
+                                     tombstone), or outright if it never reached Stripe (204)
     POST  customers/{id}/pull/       reconcile the row with Stripe now
 
 ``{id}`` is the Stripe id (``cus_...``) or the local ``pk`` (the only handle on a row that is not
@@ -39,7 +41,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from rest_framework import mixins, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.parsers import JSONParser
@@ -48,6 +50,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 from rest_framework.settings import api_settings
 
+from ..deletion import delete_rows
 from ..models import Customer
 from ..stripe import AuthenticationError, InvalidRequestError, PermissionDeniedError, StripeError
 from ..sync.pull import pull_customer
@@ -141,6 +144,17 @@ class CustomerViewSet(
         serializer.is_valid(raise_exception=True)
         self.perform_update(serializer)
         return Response(serializer.data)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Delete the customer: in Stripe, through the outbox (202 and the row, now flagged
+        ``deleted`` and pending until Stripe confirms), or, for a row that never reached
+        Stripe or a tombstone, removed outright (204)."""
+        customer = self.get_object()
+        done = delete_rows(Customer.objects.filter(pk=customer.pk))
+        if done.removed:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        customer.refresh_from_db()
+        return Response(self.get_serializer(customer).data, status=status.HTTP_202_ACCEPTED)
 
     def perform_create(self, serializer: BaseSerializer[Customer]) -> None:
         _save_and_refresh(serializer)

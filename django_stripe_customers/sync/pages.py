@@ -193,7 +193,8 @@ def _upsert_page(page: PageData, result: PullResult) -> list[tuple[str, object]]
                 **values,
                 "stripe_id": obj["id"],
                 "stripe_data": obj,
-                "deleted": False,
+                # listed, so alive in Stripe; a deletion asked here stays until it is sent
+                "deleted": customer is not None and customer.delete_requested_at is not None,
                 "sync_status": status_after_pull(customer),
                 "sync_error": "",
                 "synced_at": now,

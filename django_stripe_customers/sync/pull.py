@@ -19,6 +19,7 @@ from django.utils import timezone as django_timezone
 from .. import schema
 from ..clients import get_client
 from ..conf import get_setting
+from ..deletion import erase_if_configured
 from ..mirror import fields_from_stripe, is_deleted
 from ..models import Customer, SyncStatus
 from ..stripe import InvalidRequestError, StripeClient, observed_at, sent_at
@@ -115,6 +116,7 @@ def apply_customer(
             Customer.objects.filter(pk=customer.pk).update(
                 deleted=True, sync_error="", synced_at=now, remote_updated_at=remote_at
             )
+            erase_if_configured(Customer.objects.filter(pk=customer.pk))
             customer.refresh_from_db()
             return customer, "deleted"
         values = merged_values(customer, obj)
@@ -134,7 +136,7 @@ def apply_customer(
                 [Customer(stripe_id=stripe_id, **values, **bookkeeping)]
             )
             return customer, "created"
-        Customer.objects.filter(pk=customer.pk).update(**values, **bookkeeping)
+        Customer.objects.filter(pk=customer.pk).write_from_stripe(**values, **bookkeeping)
         customer.refresh_from_db()
         return customer, "updated"
 

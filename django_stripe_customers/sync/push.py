@@ -12,27 +12,25 @@ its first answer instead of creating or applying twice.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q, QuerySet
 from django.dispatch import Signal
 from django.utils import timezone
 
 from .. import schema
 from ..clients import get_client
-from ..conf import get_setting
+from ..deletion import erase_if_configured
 from ..mirror import fields_from_stripe, is_deleted
 from ..models import Customer, SyncStatus
 from ..stripe import InvalidRequestError, StripeClient, StripeError
 from .freshness import Verdict, newest
 from .merge import merge
+from .outbox import intent_lease, owner_is_gone, this_process
 from .pull import NOT_A_REREAD, Fetched, reread, verdict_for
 
 logger = logging.getLogger("django_stripe_customers.push")
@@ -41,9 +39,6 @@ logger = logging.getLogger("django_stripe_customers.push")
 #: refused one (``customer``, ``error``). Public as ``django_stripe_customers.signals``.
 customer_pushed = Signal()
 customer_push_failed = Signal()
-
-#: Added to the client's worst case to make the default lease (setting ``PUSH_LEASE``).
-LEASE_MARGIN: Final = timedelta(seconds=10)
 
 
 @dataclass(frozen=True)
@@ -80,13 +75,16 @@ def push_customer(
     try:
         obj = _send(client, intent)
     except InvalidRequestError as exc:
-        if exc.http_status == 404 and intent["method"] == "update":
+        if exc.http_status == 404 and intent["method"] in ("update", "delete"):
             return _handle_missing(client, pk, intent, exc)
-        return _fail(pk, _describe(exc))
+        return _fail(pk, _describe(exc), intent)
     except StripeError as exc:
-        if exc.is_transient:
+        if exc.is_transient:  # recorded, so the row says why it waits; the caller retries
+            Customer.objects.filter(pk=pk).update(sync_error=_describe_transient(exc))
             raise
-        return _fail(pk, _describe(exc))
+        return _fail(pk, _describe(exc), intent)
+    if intent["method"] == "delete":
+        return _apply_deletion(pk, intent, obj)
     try:
         return _apply_answer(pk, intent, obj)
     except MirrorConflict as exc:  # kept in flight: a retry replays the same create
@@ -105,12 +103,16 @@ def _claim(pk: int, owner: str) -> dict[str, Any] | PushResult:
             leased = now - _parse(intent["claimed_at"]) < intent_lease()
             if intent["owner"] != owner and leased and not owner_is_gone(intent):
                 return PushResult("in_flight", pk, still_pending=True)
-            intent = {**intent, "owner": owner, "claimed_at": now.isoformat(), **_this_process()}
+            intent = {**intent, "owner": owner, "claimed_at": now.isoformat(), **this_process()}
         else:
-            if customer.deleted:
-                return PushResult("skipped", pk, error="deleted in Stripe")
             if customer.sync_status != SyncStatus.PENDING:
                 return PushResult("unchanged", pk)
+            if customer.delete_requested_at is not None and customer.stripe_id:
+                intent = _deletion_intent(customer, owner, now)
+                Customer.objects.filter(pk=pk).update(push_intent=intent)
+                return intent
+            if customer.deleted:
+                return PushResult("skipped", pk, error="deleted in Stripe")
             try:
                 edit = customer.requested_edit()
             except ValidationError as exc:
@@ -121,6 +123,7 @@ def _claim(pk: int, owner: str) -> dict[str, Any] | PushResult:
                 Customer.objects.filter(pk=pk).update(
                     sync_status=SyncStatus.SYNCED,
                     sync_error="",
+                    next_attempt_at=None,
                     pushed_version=customer.local_version,
                     pending_since=None,
                 )
@@ -136,7 +139,7 @@ def _claim(pk: int, owner: str) -> dict[str, Any] | PushResult:
                 "key": f"django-stripe-customers-{pk}-v{version}-{uuid.uuid4().hex[:12]}",
                 "owner": owner,
                 "claimed_at": now.isoformat(),
-                **_this_process(),
+                **this_process(),
                 # the row's last remote write before the request: none since means the answer
                 # is the newest view of the customer
                 "synced_at": customer.synced_at.isoformat() if customer.synced_at else None,
@@ -145,64 +148,26 @@ def _claim(pk: int, owner: str) -> dict[str, Any] | PushResult:
     return intent
 
 
-def intent_lease() -> timedelta:
-    """How long a push owns its in-flight request before another push may take it over: the
-    setting ``PUSH_LEASE`` (seconds), by default the client's worst case for one request (each
-    try timing out, with the backoff between tries) plus a margin.
-
-    Taking a request over too early is safe (it is resent with the same Idempotency-Key, and
-    only the push still holding it applies the answer); the lease only spares that second call.
-    """
-    configured = get_setting("PUSH_LEASE")
-    if configured is not None:
-        return timedelta(seconds=float(configured))
-    tries = int(get_setting("MAX_RETRIES")) + 1
-    worst = float(get_setting("TIMEOUT")) * tries + StripeClient.MAX_RETRY_DELAY * (tries - 1)
-    return timedelta(seconds=worst) + LEASE_MARGIN
-
-
-def owner_is_gone(intent: dict[str, Any]) -> bool:
-    """Whether the process that holds ``intent`` is known to be dead: it ran on this host and
-    its process id is no longer running (a worker killed mid-request)."""
-    if intent.get("host") != socket.gethostname() or not isinstance(intent.get("pid"), int):
-        return False
-    try:
-        os.kill(intent["pid"], 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # it exists, run by another user
-        return False
-    return False
-
-
-def _this_process() -> dict[str, Any]:
-    return {"host": socket.gethostname(), "pid": os.getpid()}
-
-
-def overdue(older_than: float) -> QuerySet[Customer]:
-    """Rows whose push is overdue: pending (or with a request in flight) for longer than
-    ``older_than`` seconds. What the sweep re-sends, and what the admin warns about."""
-    threshold = timezone.now() - timedelta(seconds=older_than)
-    return Customer.objects.filter(
-        Q(sync_status=SyncStatus.PENDING, pending_since__lt=threshold, deleted=False)
-        | Q(push_intent__isnull=False, pending_since__lt=threshold)
-    )
-
-
-def stuck(older_than: float) -> QuerySet[Customer]:
-    """Rows pending or failed for longer than ``older_than`` seconds (a person should look)."""
-    threshold = timezone.now() - timedelta(seconds=older_than)
-    return Customer.objects.filter(
-        sync_status__in=(SyncStatus.PENDING, SyncStatus.FAILED),
-        pending_since__lt=threshold,
-        deleted=False,
-    )
+def _deletion_intent(customer: Customer, owner: str, now: datetime) -> dict[str, Any]:
+    """The request of a deletion asked here: ``DELETE /v1/customers/{id}``."""
+    return {
+        "method": "delete",
+        "stripe_id": customer.stripe_id,
+        "params": {},
+        "version": customer.local_version,
+        "key": f"django-stripe-customers-{customer.pk}-delete-{uuid.uuid4().hex[:12]}",
+        "owner": owner,
+        "claimed_at": now.isoformat(),
+        **this_process(),
+    }
 
 
 def _send(client: StripeClient, intent: dict[str, Any]) -> dict[str, Any]:
     """Step 2: the HTTP call, outside any transaction."""
     if intent["method"] == "create":
         return client.customers.create(intent["params"], idempotency_key=intent["key"])
+    if intent["method"] == "delete":
+        return client.customers.delete(intent["stripe_id"], idempotency_key=intent["key"])
     return client.customers.update(
         intent["stripe_id"], intent["params"], idempotency_key=intent["key"]
     )
@@ -237,13 +202,14 @@ def _apply_answer(pk: int, intent: dict[str, Any], obj: dict[str, Any]) -> PushR
                 synced_at=timezone.now(),
                 remote_updated_at=newest(customer.remote_updated_at, fetched.observed),
             )
-        Customer.objects.filter(pk=pk).update(
+        Customer.objects.filter(pk=pk).write_from_stripe(
             **written,
             stripe_id=obj["id"],
             push_intent=None,
             pushed_version=intent["version"],
             sync_status=SyncStatus.PENDING if still_pending else SyncStatus.SYNCED,
             sync_error="",
+            next_attempt_at=None,
             pending_since=customer.pending_since if still_pending else None,
         )
         customer.refresh_from_db()
@@ -252,6 +218,30 @@ def _apply_answer(pk: int, intent: dict[str, Any], obj: dict[str, Any]) -> PushR
     created = intent["method"] == "create"
     customer_pushed.send(sender=Customer, customer=customer, created=created)
     return PushResult("created" if created else "updated", pk, still_pending=still_pending)
+
+
+def _apply_deletion(pk: int, intent: dict[str, Any], obj: dict[str, Any]) -> PushResult:
+    """Stripe deleted the customer: the row stays, a tombstone with its owner link, its last
+    data kept or erased as ``DELETED_KEEP_DATA`` says."""
+    with transaction.atomic():
+        customer = Customer.objects.select_for_update().get(pk=pk)
+        if (customer.push_intent or {}).get("key") != intent["key"]:
+            return PushResult("taken_over", pk)
+        Customer.objects.filter(pk=pk).write_from_stripe(
+            deleted=True,
+            stripe_data={**(customer.stripe_data or {}), **obj, "deleted": True},
+            synced_at=timezone.now(),
+            push_intent=None,
+            pushed_version=intent["version"],
+            sync_status=SyncStatus.SYNCED,
+            sync_error="",
+            next_attempt_at=None,
+            pending_since=None,
+        )
+        erase_if_configured(Customer.objects.filter(pk=pk))
+        customer.refresh_from_db()
+    customer_pushed.send(sender=Customer, customer=customer, created=False)
+    return PushResult("deleted", pk)
 
 
 def _drop_mirror(pk: int, stripe_id: str) -> bool:
@@ -270,7 +260,7 @@ def _drop_mirror(pk: int, stripe_id: str) -> bool:
             f"Stripe created {stripe_id} for this row, but row {row.pk} (made from Stripe's "
             f"event meanwhile) holds local edits: merge them into one row by hand."
         )
-    row.delete()
+    mirror.forget()  # only the mirror row: the customer is the one this push created
     return True
 
 
@@ -308,9 +298,12 @@ def _handle_missing(
     try:
         obj = client.customers.retrieve(intent["stripe_id"])
     except InvalidRequestError:
-        return _fail(pk, _describe(exc) + " (not in this account or mode: check the API key)")
+        message = _describe(exc) + " (not in this account or mode: check the API key)"
+        return _fail(pk, message, intent)
     if not is_deleted(obj):
-        return _fail(pk, _describe(exc))
+        return _fail(pk, _describe(exc), intent)
+    if intent["method"] == "delete":  # deleted already (the first try's answer was lost)
+        return _apply_deletion(pk, intent, obj)
     Customer.objects.filter(pk=pk).update(
         deleted=True,
         push_intent=None,
@@ -320,20 +313,41 @@ def _handle_missing(
     return PushResult("deleted", pk, error="deleted in Stripe")
 
 
-def _fail(pk: int, message: str) -> PushResult:
+def _fail(pk: int, message: str, intent: dict[str, Any] | None = None) -> PushResult:
     with transaction.atomic():
         customer = Customer.objects.select_for_update().get(pk=pk)
+        if intent is not None and intent["method"] == "delete":  # the customer is still there
+            message = f"Stripe refused the deletion: {message}"
+            Customer.objects.filter(pk=pk).update(deleted=False, delete_requested_at=None)
+            customer.deleted = False
         _mark_failed(customer, message)
     return PushResult("failed", pk, error=message)
 
 
 def _mark_failed(customer: Customer, message: str) -> None:
     Customer.objects.filter(pk=customer.pk).update(
-        sync_status=SyncStatus.FAILED, sync_error=message, push_intent=None
+        sync_status=SyncStatus.FAILED, sync_error=message, push_intent=None, next_attempt_at=None
     )
     customer.sync_status, customer.sync_error = SyncStatus.FAILED, message
     logger.warning("Push of customer %s failed: %s", customer.pk, message)
     customer_push_failed.send(sender=Customer, customer=customer, error=message)
+
+
+def note_next_attempt(pk: int, seconds: float) -> None:
+    """Record when the push of row ``pk``, which Stripe did not take yet, is tried again (the
+    admin's sync panel and ``status`` show it). The caller knows: the task's backoff, the
+    sweep's interval."""
+    at = timezone.now() + timedelta(seconds=seconds)
+    Customer.objects.filter(pk=pk, sync_status=SyncStatus.PENDING).update(next_attempt_at=at)
+
+
+def _describe_transient(exc: StripeError) -> str:
+    answer = f"HTTP {exc.http_status}" if exc.http_status else "no answer"
+    detail = f": {exc.message}" if exc.message else ""
+    return (
+        f"Stripe did not take the change yet ({answer}, {type(exc).__name__}{detail}); it is "
+        "sent again, with the same idempotency key."
+    )
 
 
 def _describe(exc: StripeError) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.contrib.messages import get_messages
+from django.db.models import QuerySet
 
 from django_stripe_customers.models import Customer, SyncStatus
 from tests.support.customers import pushed
@@ -127,10 +128,10 @@ def admin_pull(world: World) -> tuple[int, bool]:
 
 
 def _edited_locally(world: World, sync_status: str) -> None:
-    """A local edit not pushed yet (``update()`` sends no signal, so nothing is pushed)."""
-    Customer.objects.filter(pk=world.customer.pk).update(
-        name="Edited locally", sync_status=sync_status
-    )
+    """A local edit whose push never ran: Django's plain ``UPDATE`` (the app's ``update()``
+    would schedule the push, and bump the row's version)."""
+    row = Customer.objects.filter(pk=world.customer.pk)
+    QuerySet.update(row, name="Edited locally", sync_status=sync_status)
 
 
 def admin_push(world: World) -> tuple[int, bool]:

@@ -21,6 +21,8 @@ from django_stripe_customers import dispatch, tasks
 from django_stripe_customers.models import Customer, SyncStatus
 from tests.support.admin_pages import change_url, form_data
 from tests.support.celery_app import app
+from tests.support.faultproxy import DROP_RESPONSE, STATUS
+from tests.support.stripe_servers import settings_through_proxy
 
 # Transactional: inline pushes run in a background thread, on a connection of its own, after
 # the commit.
@@ -224,3 +226,74 @@ def test_no_notice_when_nothing_is_overdue(admin_client, stripe_settings):
     Customer.objects.create(email="fine@example.com")
     page = admin_client.get("/admin/stripe_customers/customer/").content.decode()
     assert "waiting to reach Stripe" not in page
+
+
+# -- inline, while Stripe is away --------------------------------------------------------------
+
+
+@pytest.fixture
+def inline_through_proxy(stripe_settings, settings):
+    """Inline pushes through a fault proxy, one try per request, the sweep every 0.3 s; the
+    retry timer is stopped afterwards, so it never runs into another test."""
+    with settings_through_proxy(
+        settings, stripe_settings.url, PUSH_MODE="inline", MAX_RETRIES=0, PUSH_SWEEP_AFTER=0.3
+    ) as proxy:
+        try:
+            yield proxy
+        finally:
+            dispatch.RETRIER.stop()
+
+
+def test_a_push_left_pending_while_stripe_was_down_is_retried_on_a_timer(
+    inline_through_proxy, stripe_settings
+):
+    """Reported: nothing happened for 3 minutes, until an unrelated save."""
+    proxy = inline_through_proxy
+    proxy.enqueue(STATUS(503), STATUS(503))
+    Customer.objects.create(email="down@example.com", name="While down")
+    row = Customer.objects.get()
+    assert row.sync_status == SyncStatus.PENDING
+    assert "HTTP 503" in row.sync_error and "sent again" in row.sync_error, "visible"
+    assert row.next_attempt_at is not None and row.next_attempt_at > row.pending_since
+
+    wait_for(lambda: Customer.objects.get().sync_status == SyncStatus.SYNCED)  # no other save
+
+    row.refresh_from_db()
+    assert (row.sync_error, row.next_attempt_at) == ("", None)
+    assert stripe_settings.customers[row.stripe_id]["name"] == "While down"
+    assert len(proxy.requests) == 2 + 1, "two refused tries, then the create"
+    wait_for(lambda: not dispatch.RETRIER.running)  # nothing left: the timer ends
+
+
+def test_an_edit_stripe_took_whose_answer_was_lost_becomes_synced(
+    inline_through_proxy, stripe_settings
+):
+    """Reported: the row stayed pending although Stripe had the data, and `push --pending`
+    said "1 unchanged". The retry resends the recorded request with its key; Stripe replays."""
+    proxy = inline_through_proxy
+    proxy.enqueue(DROP_RESPONSE(method="POST"))
+    Customer.objects.create(email="lost@example.com")
+    assert Customer.objects.get().push_intent is not None, "in flight, answer lost"
+    assert len(stripe_settings.customers) == 1, "Stripe has it"
+
+    wait_for(lambda: Customer.objects.get().sync_status == SyncStatus.SYNCED)
+
+    row = Customer.objects.get()
+    assert row.push_intent is None and row.stripe_id in stripe_settings.customers
+    assert len(stripe_settings.customers) == 1, "replayed, not created twice"
+    keys = {r.idempotency_key for r in proxy.requests if r.method == "POST"}
+    assert len(keys) == 1
+
+
+def test_the_admin_notice_describes_inline_retries_on_an_inline_site(
+    inline_through_proxy, admin_client
+):
+    proxy = inline_through_proxy
+    proxy.enqueue(*[STATUS(503)] * 50)
+    Customer.objects.create(email="notice@example.com")
+    Customer.objects.update(pending_since=timezone.now() - timedelta(minutes=5))
+
+    page = admin_client.get("/admin/stripe_customers/customer/").content.decode()
+
+    assert "This site pushes inline (no Celery)" in page
+    assert "PUSH_MODE" not in page, "not a suggestion to do what the site already does"

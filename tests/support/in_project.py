@@ -1,11 +1,14 @@
 """Run inside the fresh project of tests/system/test_install.py, copied there with
 tests/support/html_forms.py:
-``python in_project.py admin_edit|api_patch_as_viewer CUSTOMER_ID`` (cwd: the project).
+``python in_project.py ACTION CUSTOMER_ID`` (cwd: the project), ACTION one of:
 
 - ``admin_edit``: a superuser opens the customer's change form in the admin, renames the
   customer and saves, as a browser would (every field the form shows is posted back).
 - ``api_patch_as_viewer``: a staff user with only the view permission PATCHes the customer's
   name through the API.
+- ``link_owner``: a user signs up with the pulled customer's email; ``for_owner`` (linking by
+  email, as a site with verified emails would) returns that customer, linked.
+- ``admin_delete``: a superuser deletes the customer on the admin's delete page.
 
 Prints one JSON line: the status code and the customer's row afterwards. Only Django, the
 installed app and html_forms are importable here, nothing of the test suite.
@@ -54,10 +57,42 @@ def api_patch_as_viewer(customer: Customer) -> int:
     return client.patch(url, body, content_type="application/json").status_code
 
 
-ACTIONS = {"admin_edit": admin_edit, "api_patch_as_viewer": api_patch_as_viewer}
+def link_owner(customer: Customer) -> int:
+    user = User.objects.create_user("signed-up", email=customer.email)
+    linked = Customer.objects.for_owner(user, email_match="link")
+    return 200 if linked.pk == customer.pk else 409
+
+
+def admin_delete(customer: Customer) -> int:
+    user = User.objects.filter(username="admin").first()
+    user = user or User.objects.create_superuser("admin", "admin@example.com", password=None)
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(user)
+    url = f"/admin/stripe_customers/customer/{customer.pk}/delete/"
+    page = client.get(url)
+    assert "Stripe deletes this customer" in page.content.decode(), "the page says so"
+    return client.post(url, {"post": "yes"}).status_code
+
+
+ACTIONS = {
+    "admin_edit": admin_edit,
+    "api_patch_as_viewer": api_patch_as_viewer,
+    "link_owner": link_owner,
+    "admin_delete": admin_delete,
+}
 
 if __name__ == "__main__":
     action, stripe_id = sys.argv[1], sys.argv[2]
     status = ACTIONS[action](Customer.objects.get(stripe_id=stripe_id))
     row = Customer.objects.get(stripe_id=stripe_id)
-    print(json.dumps({"status": status, "name": row.name, "sync_status": row.sync_status}))
+    print(
+        json.dumps(
+            {
+                "status": status,
+                "name": row.name,
+                "sync_status": row.sync_status,
+                "user": row.user.username if row.user else None,
+                "deleted": row.deleted,
+            }
+        )
+    )

@@ -244,3 +244,19 @@ def test_the_api_refuses_a_view_only_staff_user_s_patch(project):
     assert outcome["status"] == 403
     assert outcome["name"] == before and outcome["sync_status"] == "synced"
     assert project.stripe_customer(stripe_id)["name"] == before
+
+
+def test_a_user_is_linked_to_a_pulled_customer_and_its_deletion_reaches_stripe(project):
+    stripe_id = stripe_ids(project)[1]
+    linked = project.in_project("link_owner", stripe_id)
+    assert (linked["status"], linked["user"]) == (200, "signed-up")
+    assert stripe_ids(project).count(stripe_id) == 1, "no second customer in Stripe"
+
+    deleted = project.in_project("admin_delete", stripe_id)
+
+    assert deleted["status"] == 302, "deleted, back to the changelist"
+    assert (deleted["deleted"], deleted["user"]) == (True, "signed-up"), "a tombstone, linked"
+    deadline = time.monotonic() + 5
+    while not project.stripe_customer(stripe_id).get("deleted"):
+        assert time.monotonic() < deadline, "the deletion never reached Stripe"
+        time.sleep(0.2)

@@ -177,3 +177,10 @@ def test_messages_never_contain_the_key(settings):
     settings.STRIPE_CUSTOMERS = {"API_KEY": key, "API_BASE": "http://x", "API_VERSION": "1"}
     for message in checks.run_checks(tags=["stripe_customers"]):
         assert key not in f"{message.msg} {message.hint}"
+
+
+def test_an_unknown_key_is_named_with_the_closest_known_one(settings):
+    settings.STRIPE_CUSTOMERS = {**VALID, "PUSH_MOD": "inline", "ZZZ": 1}
+    message = run_checks()["stripe_customers.W003"].msg
+    assert "PUSH_MOD, ZZZ" in message
+    assert "Did you mean 'PUSH_MOD' -> 'PUSH_MODE'?" in message

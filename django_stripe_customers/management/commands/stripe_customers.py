@@ -1,4 +1,4 @@
-"""``manage.py stripe_customers pull|push|replay|events|status``: operate the mirror.
+"""``manage.py stripe_customers pull|push|replay|events|status|erase``: operate the mirror.
 
 Expected failures (no key, Stripe unreachable, a 404) print one clear line and exit non-zero;
 they never print a traceback.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from argparse import ArgumentParser
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, Final
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
@@ -17,7 +17,7 @@ from django.db.models import Count
 
 from ...models import Customer, PullRun, SyncStatus, WebhookEvent
 from ...stripe import StripeError
-from ...sync import events, pull, push, runs
+from ...sync import events, outbox, pull, push, runs
 from ...tasks import push_now
 from ..arguments import add_django_options, counted, parse_moment
 from ..progress import Bar, Progress
@@ -83,9 +83,18 @@ class Command(BaseCommand):
             "--since", type=parse_moment, required=True, help="events created at or after DATE"
         )
         status_parser = commands.add_parser(
-            "status", help="counts by sync status, deleted, last full pull"
+            "status", help="counts by sync status, deleted, retrying pushes, last full pull"
         )
-        for subcommand in (pull_parser, push_parser, replay_parser, events_parser, status_parser):
+        erase_parser = commands.add_parser(
+            "erase",
+            help="scrub the personal data of customers deleted in Stripe (data-protection "
+            "requests): name, email, phone, addresses, shipping, metadata",
+        )
+        erase_parser.add_argument(
+            "customers", nargs="+", metavar="STRIPE_ID_OR_PK", help="cus_... ids or local pks"
+        )
+        parsers = (pull_parser, push_parser, replay_parser, events_parser, status_parser)
+        for subcommand in (*parsers, erase_parser):
             add_django_options(subcommand)
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -98,6 +107,8 @@ class Command(BaseCommand):
                 self.replay(options)
             elif options["subcommand"] == "events":
                 self.catch_up(options)
+            elif options["subcommand"] == "erase":
+                self.erase(options)
             else:
                 self.status()
         except (StripeError, ImproperlyConfigured, TimeoutError) as exc:
@@ -132,8 +143,10 @@ class Command(BaseCommand):
                 failures += 1
                 self.stderr.write(f"{stripe_id}: {exc}")
                 continue
-            state = "not in the mirror (deleted upstream)" if customer is None else (
-                "deleted upstream" if customer.deleted else "pulled"
+            state = (
+                "not in the mirror (deleted upstream)"
+                if customer is None
+                else ("deleted upstream" if customer.deleted else "pulled")
             )
             self.stdout.write(f"{stripe_id}: {state}")
         if failures:
@@ -183,10 +196,11 @@ class Command(BaseCommand):
         if options["pending"] == bool(options["customers"]):
             raise CommandError("give either --pending or some STRIPE_IDs/pks")
         if options["pending"]:
-            rows = Customer.objects.filter(sync_status=SyncStatus.PENDING, deleted=False)
+            rows = outbox.waiting()
             pks = list(rows.order_by("pending_since").values_list("pk", flat=True))
         else:
             pks = [self._resolve(ref) for ref in options["customers"]]
+        named = not options["pending"]
         outcomes: dict[str, int] = {}
         failures = []
         bar = Bar(self.stdout, len(pks))
@@ -198,6 +212,8 @@ class Command(BaseCommand):
             outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
             if result.outcome == "failed":
                 failures.append(f"customer {pk}: {result.error}")
+            elif named:
+                self.stdout.write(_described(pk, result))
             bar.update(done)
         bar.done()
         summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
@@ -207,6 +223,16 @@ class Command(BaseCommand):
             self.stderr.write(failure)
         if failures:
             raise CommandError(f"{len(failures)} of {counted(len(pks), 'push', 'pushes')} failed")
+
+    # -- erase --------------------------------------------------------------------------------
+
+    def erase(self, options: dict[str, Any]) -> None:
+        pks = [self._resolve(ref) for ref in options["customers"]]
+        try:
+            erased = Customer.objects.filter(pk__in=pks).erase()
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"Erased the personal data of {counted(erased, 'deleted customer')}.")
 
     @staticmethod
     def _resolve(ref: str) -> int:
@@ -258,6 +284,24 @@ class Command(BaseCommand):
 
     # -- status -------------------------------------------------------------------------------
 
+    def _retrying(self, shown: int = 10) -> None:
+        """Pushes Stripe did not take yet: when each is tried again, and why it waits."""
+        retrying = Customer.objects.filter(
+            sync_status=SyncStatus.PENDING, next_attempt_at__isnull=False, deleted=False
+        ).order_by("next_attempt_at")
+        count = retrying.count()
+        if not count:
+            return
+        self.stdout.write(f"retrying: {counted(count, 'push', 'pushes')} Stripe did not take yet")
+        for row in retrying.only("pk", "stripe_id", "next_attempt_at", "sync_error")[:shown]:
+            name = f"{row.pk} ({row.stripe_id})" if row.stripe_id else str(row.pk)
+            self.stdout.write(
+                f"  {name}: next attempt {row.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC; "
+                f"{row.sync_error}"
+            )
+        if count > shown:
+            self.stdout.write(f"  ... and {count - shown:,} more")
+
     def status(self) -> None:
         counts = dict(
             Customer.objects.values_list("sync_status").annotate(n=Count("id")).order_by()
@@ -267,6 +311,7 @@ class Command(BaseCommand):
         for status in SyncStatus:
             self.stdout.write(f"  {status.value:<8} {counts.get(status.value, 0):,}")
         self.stdout.write(f"  deleted  {Customer.objects.filter(deleted=True).count():,}")
+        self._retrying()
         full = PullRun.objects.filter(
             created_gte__isnull=True, created_lt__isnull=True, finished_at__isnull=False
         ).first()
@@ -279,3 +324,23 @@ class Command(BaseCommand):
                 f"{counted(len(full.errors), 'error')})"
             )
 
+
+#: What ``push <id>`` says of each outcome.
+_OUTCOMES: Final = {
+    "created": "created in Stripe",
+    "updated": "updated in Stripe",
+    "deleted": "deleted in Stripe",
+    "unchanged": "nothing to send (not pending, or Stripe already has every edit)",
+    "in_flight": "another push holds its request in flight; it is resent with the same key",
+    "skipped": "not sent",
+    "taken_over": "another push took its request over and stored the answer",
+}
+
+
+def _described(pk: int, result: push.PushResult) -> str:
+    """One line for ``push <id>``: what happened to that customer."""
+    stripe_id = Customer.objects.filter(pk=pk).values_list("stripe_id", flat=True).first()
+    what = _OUTCOMES.get(result.outcome, result.outcome)
+    reason = f" ({result.error})" if result.error else ""
+    more = "; edited meanwhile, pushed next" if result.still_pending else ""
+    return f"customer {pk}{f' ({stripe_id})' if stripe_id else ''}: {what}{reason}{more}"
