@@ -42,6 +42,7 @@ SYNC_COLUMNS: Final[frozenset[str]] = frozenset(
         "push_intent",
         "next_attempt_at",
         "delete_requested_at",
+        "push_params",
         "remote_updated_at",
         *SAVE_TRACKING_FIELDS,
     }

@@ -10,6 +10,10 @@ removed keys as ``""``, a cleared value as ``""``.
 
 The model's ``clean`` (so the admin form), the API's serializer and the push all call it, once
 per save, so they can never disagree on what is sent or refused.
+
+``check_one_shot`` does the same for Stripe's write-only parameters (``payment_method``,
+``source``, ``tax_id_data``, ``tax``, ``cash_balance``, ``validate``: parameters that are no
+attribute, so no column holds them), sent once with a customer's next push.
 """
 
 from __future__ import annotations
@@ -22,7 +26,17 @@ from django.core.exceptions import ValidationError
 
 from . import schema
 from .mirror import fields_from_stripe
-from .validation import FIELD_VALIDATORS
+from .validation import FIELD_VALIDATORS, check
+
+#: Write-only parameters of each request: what Stripe takes that is no attribute of the object.
+ONE_SHOT: Final[dict[str, dict[str, Spec]]] = {
+    method: {
+        name: spec
+        for name, spec in params.items()
+        if name not in schema.PUSHABLE and name != "expand"
+    }
+    for method, params in (("create", schema.CREATE_PARAMS), ("update", schema.UPDATE_PARAMS))
+}
 
 Spec = dict[str, Any]
 CANNOT_CLEAR: Final = "%(field)s: Stripe cannot clear this value once it is set"
@@ -70,6 +84,43 @@ def check_edit(
     if errors:
         raise ValidationError(errors)
     return Edit(method, params)
+
+
+def check_one_shot(params: Mapping[str, Any], *, stripe_id: str | None) -> dict[str, Any]:
+    """``params`` checked as the request they ride with takes them (a create when the
+    customer has no ``stripe_id``, else an update); raises one ``ValidationError`` keyed by
+    parameter naming Stripe's rule (an attribute, an unknown parameter, a bad value)."""
+    method = "update" if stripe_id else "create"
+    allowed = ONE_SHOT[method]
+    errors: dict[str, list[ValidationError]] = {}
+    for name, value in params.items():
+        spec = allowed.get(name)
+        if spec is None:
+            errors[name] = [_not_one_shot(name, method)]
+            continue
+        problems = check(value, spec, name)
+        if value is None:
+            problems = [ValidationError("%(field)s: give a value", "null", {"field": name})]
+        if problems:
+            errors[name] = problems
+    if errors:
+        raise ValidationError(errors)
+    return dict(params)
+
+
+def _not_one_shot(name: str, method: str) -> ValidationError:
+    if name in schema.PUSHABLE:
+        why = "is an attribute: set the customer's field instead"
+    elif name in ONE_SHOT["create"]:
+        why = "is taken when the customer is created only"
+    else:
+        why = f"is not a parameter Stripe takes on {method} (API version {schema.API_VERSION})"
+    known = ", ".join(sorted(ONE_SHOT[method]))
+    return ValidationError(
+        "%(field)s: %(why)s; write-only parameters on %(method)s: %(known)s",
+        code="unknown_param",
+        params={"field": name, "why": why, "method": method, "known": known},
+    )
 
 
 def _param(name: str, local: Any, old: Any, spec: Spec) -> Any:

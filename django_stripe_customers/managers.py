@@ -57,6 +57,13 @@ class CustomerQuerySet(models.QuerySet["Customer"]):
 
     update.alters_data = True  # type: ignore[attr-defined]
 
+    def create(self, **kwargs: Any) -> Customer:
+        """``create()``; ``stripe_params=`` as ``save(stripe_params=...)`` takes them."""
+        stripe_params = kwargs.pop("stripe_params", None)
+        customer = self.model(**kwargs)
+        customer.save(force_insert=True, using=self.db, stripe_params=stripe_params)
+        return customer
+
     def write_from_stripe(self, **kwargs: Any) -> int:
         """An ``UPDATE`` of what Stripe sent (the pull and the push's answer): never pushed."""
         return super().update(**kwargs)

@@ -7,19 +7,21 @@ published limits in ``schema.py``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from . import schema
 from .bookkeeping import SAVE_TRACKING_FIELDS, SYNC_COLUMNS, SyncStatus, marked_pending
 from .deletion import delete_rows, erase
-from .edits import Edit, check_edit
+from .edits import ONE_SHOT, Edit, check_edit, check_one_shot
 from .managers import CustomerManager, CustomerQuerySet
+from .records import ID_LENGTH, PullRun, WebhookEvent
 from .saved_fields import (
     LOADED_ATTRIBUTE,
     changed_fields,
@@ -39,9 +41,6 @@ __all__ = [
     "WebhookEvent",
     "marked_pending",
 ]
-
-#: Length of columns holding Stripe ids and strings Stripe publishes no limit for.
-ID_LENGTH = 255
 
 
 def column(attribute: str, **options: Any) -> models.Field[Any, Any]:
@@ -136,6 +135,15 @@ class Customer(models.Model):
         editable=False,
         help_text=_("When the customer's deletion was asked here (sent to Stripe by the push)."),
     )
+    push_params = models.JSONField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "Stripe's write-only parameters (payment_method, source, tax_id_data...) sent once "
+            "with the next push, kept until Stripe took them."
+        ),
+    )
     next_attempt_at = models.DateTimeField(
         null=True,
         blank=True,
@@ -184,12 +192,23 @@ class Customer(models.Model):
         label = self.email or self.name or (f"customer #{self.pk}" if self.pk else "new customer")
         return f"{label} ({self.stripe_id})" if self.stripe_id else label
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
+    def save(
+        self, *args: Any, stripe_params: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> None:
         """Insert every column, or update the ones changed since the row was loaded.
 
         The sync columns (``SYNC_COLUMNS``) are never written by an update: the push and the
         pull write them. Either way the row is marked pending, so the change is pushed.
+
+        ``stripe_params``: Stripe's write-only parameters (``edits.ONE_SHOT``: a
+        ``payment_method`` to attach, ``tax_id_data``, ...), checked now and sent once with the
+        next push, in its request and under its Idempotency-Key, kept until Stripe took them.
         """
+        if stripe_params:
+            with transaction.atomic(using=kwargs.get("using") or self._state.db):
+                self._add_stripe_params(stripe_params)
+                self.save(*args, **kwargs)
+            return
         update_fields = kwargs.get("update_fields")
         if update_fields is not None:
             if isinstance(update_fields, str):
@@ -212,10 +231,26 @@ class Customer(models.Model):
         fields = USER_FIELDS
         remember(self, fields if written is None else [f for f in fields if f.name in written])
 
+    def _add_stripe_params(self, params: Mapping[str, Any]) -> None:
+        """Check ``params`` against the request they will ride with, and add them to the row's
+        (an insert writes them; an update of the locked row, before this save's own)."""
+        if self._state.adding:
+            check_one_shot(params, stripe_id=self.stripe_id)
+            self.push_params = {**(self.push_params or {}), **params}
+            return
+        rows = type(self)._base_manager.select_for_update().filter(pk=self.pk)
+        stripe_id, waiting, deleted = rows.values_list("stripe_id", "push_params", "deleted").get()
+        if deleted:
+            self._refuse_edits_of_deleted(params)
+        check_one_shot(params, stripe_id=stripe_id)
+        models.QuerySet.update(rows, push_params={**(waiting or {}), **params})
+
     def _refuse_edits_of_deleted(self, written: Any) -> None:
         """Stripe takes no edit of a deleted customer: one rule for every door (the admin
         shows it read-only, the API answers 409). Its owner link may still change."""
-        edited = sorted(set(schema.PUSHABLE) & set(written or schema.PUSHABLE))
+        edited = sorted(
+            set(ONE_SHOT_NAMES | set(schema.PUSHABLE)) & set(written or schema.PUSHABLE)
+        )
         if edited:
             message = _("%(field)s: the customer was deleted in Stripe; it cannot be edited")
             raise ValidationError(
@@ -294,88 +329,9 @@ PUSHABLE_DEFAULTS: dict[str, Any] = {
     if field.name in schema.PUSHABLE
 }
 
+#: Write-only parameters of either request (``save(stripe_params=...)``).
+ONE_SHOT_NAMES: frozenset[str] = frozenset(ONE_SHOT["create"]) | frozenset(ONE_SHOT["update"])
+
 #: The columns a ``save()`` of an existing row may write: all but ``SYNC_COLUMNS``.
 USER_FIELDS: list[models.Field[Any, Any]] = tracked_fields(Customer, SYNC_COLUMNS)
 USER_ATTNAMES: frozenset[str] = frozenset(field.attname for field in USER_FIELDS)
-
-
-class PullRun(models.Model):
-    """One run of ``pull_all`` (all its partitions): what it covered, what it did, when.
-
-    Partitions add their counts to the row as they finish (no Celery result backend needed);
-    the last one to finish closes the run.
-    """
-
-    class Status(models.TextChoices):
-        RUNNING = "running", _("running")
-        SUCCEEDED = "succeeded", _("succeeded")
-        FAILED = "failed", _("failed")
-
-    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
-    created_gte = models.BigIntegerField(null=True, blank=True)
-    created_lt = models.BigIntegerField(null=True, blank=True)
-    partitions = models.PositiveIntegerField(default=1)
-    partitions_done = models.PositiveIntegerField(default=0)
-    created = models.PositiveIntegerField(default=0)
-    updated = models.PositiveIntegerField(default=0)
-    unchanged = models.PositiveIntegerField(default=0)
-    marked_deleted = models.PositiveIntegerField(default=0)
-    pages = models.PositiveIntegerField(default=0)
-    requests = models.PositiveIntegerField(default=0)
-    errors = models.JSONField(default=list, blank=True)
-
-    class Meta:
-        verbose_name = _("pull run")
-        ordering = ("-started_at",)
-        get_latest_by = "started_at"
-
-    def __str__(self) -> str:
-        return f"pull {self.started_at:%Y-%m-%d %H:%M:%S} ({self.status})"
-
-    @property
-    def is_full(self) -> bool:
-        """Whether the run covered every customer (no ``created`` range)."""
-        return self.created_gte is None and self.created_lt is None
-
-
-class WebhookEvent(models.Model):
-    """One Stripe event, stored once per event id, whether it came by webhook or catch-up."""
-
-    class Status(models.TextChoices):
-        RECEIVED = "received", _("received")
-        PROCESSED = "processed", _("processed")
-        STALE = "stale", _("stale (older than the row's data)")
-        IGNORED = "ignored", _("ignored (type not handled)")
-        FAILED = "failed", _("failed")
-        REFUSED = "refused", _("refused (livemode differs from the API key's mode)")
-
-    class Source(models.TextChoices):
-        WEBHOOK = "webhook", _("webhook")
-        EVENTS_API = "events_api", _("events API catch-up")
-
-    event_id = models.CharField(max_length=ID_LENGTH, unique=True)
-    type = models.CharField(max_length=100, db_index=True)
-    api_version = models.CharField(max_length=64, blank=True, default="")
-    livemode = models.BooleanField(default=False)
-    created = models.DateTimeField(help_text=_("When Stripe created the event."))
-    customer_stripe_id = models.CharField(
-        max_length=ID_LENGTH, blank=True, default="", db_index=True
-    )
-    payload = models.JSONField()
-    source = models.CharField(max_length=16, choices=Source.choices, default=Source.WEBHOOK)
-    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    processed_at = models.DateTimeField(null=True, blank=True)
-    status = models.CharField(
-        max_length=16, choices=Status.choices, default=Status.RECEIVED, db_index=True
-    )
-    error = models.TextField(blank=True, default="")
-    attempts = models.PositiveIntegerField(default=0)
-
-    class Meta:
-        verbose_name = _("webhook event")
-        ordering = ("-created", "-id")
-
-    def __str__(self) -> str:
-        return f"{self.type} {self.event_id}"

@@ -137,10 +137,13 @@ def pull_slice_task(
 @shared_task(bind=True, name="stripe_customers.push_customer", **TASK_OPTIONS)
 def push_customer_task(self: Task[Any, Any], customer_pk: int) -> str:
     """Push one row's local edits (see ``push.push_customer``); returns the outcome."""
+    owner = f"task-{self.request.id}"
     try:
-        return push_now(customer_pk, owner=f"task-{self.request.id}").outcome
+        return push_now(customer_pk, owner=owner).outcome
     except StripeError as exc:
-        _retry_or_raise(self, exc, partial(push.note_next_attempt, customer_pk))
+        _retry_if_due(self, exc, partial(push.note_next_attempt, customer_pk))
+        push.release(customer_pk, owner)  # given up: the next push resends it now, same key
+        raise
 
 
 @shared_task(name="stripe_customers.push_pending", acks_late=True)
@@ -256,7 +259,9 @@ def push_now(pk: int, *, owner: str = "") -> push.PushResult:
     """Push row ``pk`` here and now; edits saved meanwhile are pushed next, as ``PUSH_MODE``
     says. Transient Stripe errors are raised (the row stays pending)."""
     result = push.push_customer(pk, owner=owner)
-    if result.still_pending and conf.get_setting("PUSH_ON_SAVE"):
+    # In flight: the push holding the request pushes the edits made since when it is answered
+    # (or the sweep takes it over); enqueueing again now would only spin until then.
+    if result.still_pending and result.outcome != "in_flight" and conf.get_setting("PUSH_ON_SAVE"):
         transaction.on_commit(partial(enqueue_push, pk))
     return result
 

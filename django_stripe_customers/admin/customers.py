@@ -111,6 +111,10 @@ class CustomerAdmin(_CustomerModelAdmin):
 
     # -- the change form -------------------------------------------------------------------
 
+    def save_model(self, request: HttpRequest, obj: Customer, form: Any, change: bool) -> None:
+        """A plain save (pushed on commit), with the form's write-only parameters."""
+        obj.save(stripe_params=form.stripe_params())
+
     def has_change_permission(self, request: HttpRequest, obj: Customer | None = None) -> bool:
         """A customer deleted in Stripe is shown read-only (its sync panel says why): Stripe
         takes no edit of it, as the API's 409 says too."""
@@ -147,7 +151,8 @@ class CustomerAdmin(_CustomerModelAdmin):
             (_("Tax"), {"fields": ("tax_exempt", *tax_shown)}),
         ]
         if adding:
-            return fieldsets
+            sent_once = ("payment_method", ("tax_id_type", "tax_id_value"))
+            return [*fieldsets, (_("Sent once to Stripe, on create"), {"fields": sent_once})]
         return [
             (_("Sync"), {"fields": ("sync_panel",)}),
             *fieldsets,

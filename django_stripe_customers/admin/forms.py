@@ -20,6 +20,7 @@ from django.core.validators import (
 from django.utils.translation import gettext_lazy as _
 
 from .. import schema
+from ..edits import check_one_shot
 from ..models import Customer
 from .fields import (
     LocalesField,
@@ -33,6 +34,11 @@ from .fields import (
 
 #: What a person may edit: the attributes a local edit sends to Stripe, and the user link.
 EDITABLE_FIELDS: Final = (*schema.PUSHABLE, "user")
+#: The form's fields for Stripe's write-only parameters on create.
+ONE_SHOT_FORM_FIELDS: Final = ("payment_method", "tax_id_type", "tax_id_value")
+TAX_ID_TYPES: Final = [
+    (value, value) for value in schema.CREATE_PARAMS["tax_id_data"]["fields"]["type"]["enum"]
+]
 #: Fields edited through a nested-object field, compared to the stored value ignoring unset keys.
 NESTED_FIELDS: Final = ("address", "shipping", "invoice_settings")
 #: Django's own checks, which the model's ``clean`` makes naming the field and Stripe's limit.
@@ -60,12 +66,26 @@ class CustomerAdminForm(_CustomerModelForm):
         required=False, help_text=_("Comma-separated, in order of preference: en, fr-CA")
     )
 
+    # Stripe's write-only parameters on create (``edits.ONE_SHOT``), sent once with the push.
+    payment_method = forms.CharField(
+        required=False,
+        label=_("Payment method to attach"),
+        help_text=_("A PaymentMethod id (pm_...), e.g. from your sign-up form; sent once."),
+    )
+    tax_id_type = forms.ChoiceField(
+        required=False, label=_("Tax id type"), choices=[("", "---------"), *TAX_ID_TYPES]
+    )
+    tax_id_value = forms.CharField(required=False, label=_("Tax id"))
+
     class Meta:
         model = Customer
         fields = EDITABLE_FIELDS
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:  # Stripe takes these on create only
+            for name in ONE_SHOT_FORM_FIELDS:
+                self.fields.pop(name, None)
         for name, field in self.fields.items():
             name_in_messages(name, field)
             if name in schema.PUSHABLE:  # the input keeps its maxlength attribute
@@ -73,8 +93,28 @@ class CustomerAdminForm(_CustomerModelForm):
                     v for v in field.validators if not isinstance(v, REPLACED_VALIDATORS)
                 ]
 
+    def stripe_params(self) -> dict[str, Any]:
+        """The write-only parameters this form asks to send with the push (checked by
+        ``clean``)."""
+        cleaned = getattr(self, "cleaned_data", {})
+        params: dict[str, Any] = {}
+        if cleaned.get("payment_method"):
+            params["payment_method"] = cleaned["payment_method"]
+        if cleaned.get("tax_id_type") or cleaned.get("tax_id_value"):
+            item = {"type": cleaned.get("tax_id_type"), "value": cleaned.get("tax_id_value")}
+            params["tax_id_data"] = [{k: v for k, v in item.items() if v}]
+        return params
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        params = self.stripe_params()
+        if params:
+            try:
+                check_one_shot(params, stripe_id=self.instance.stripe_id)
+            except ValidationError as exc:
+                for name, errors in exc.error_dict.items():
+                    field = "tax_id_value" if name == "tax_id_data" else name
+                    self.add_error(field if field in self.fields else None, errors)
         for name in NESTED_FIELDS:
             # An object that differs from the stored one only by unset keys is left as stored
             # (so an untouched address is not pushed again, nor invoice_settings "cleared").

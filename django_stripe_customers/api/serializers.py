@@ -17,6 +17,7 @@ from rest_framework import serializers
 from rest_framework.fields import empty
 
 from .. import schema
+from ..edits import check_one_shot
 from ..models import Customer
 
 #: Pushable, yet read-only here: it must name a source attached to the customer, and this app
@@ -96,6 +97,8 @@ class CustomerSerializer(serializers.ModelSerializer[Customer]):
         fields.update({name: _attribute_field(name) for name in schema.MIRRORED})
         fields["deleted"] = serializers.ReadOnlyField()
         fields["pk"] = serializers.ReadOnlyField()
+        # Stripe's write-only parameters, sent once with the push this write makes.
+        fields["stripe_params"] = serializers.DictField(write_only=True, required=False)
         # The owner's pk: written with the add or change permission, as any field.
         fields["user"] = serializers.PrimaryKeyRelatedField(
             queryset=get_user_model()._default_manager.all(), allow_null=True, required=False
@@ -136,12 +139,29 @@ class CustomerSerializer(serializers.ModelSerializer[Customer]):
                 raise serializers.ValidationError(
                     {"user": [f"user: already has a customer (pk {other.pk}); one per user"]}
                 )
-        candidate = Customer(**{**_values(customer), **attrs})
+        stripe_params = attrs.get("stripe_params")
+        if stripe_params:
+            try:
+                check_one_shot(stripe_params, stripe_id=customer.stripe_id if customer else None)
+            except DjangoValidationError as exc:
+                raise serializers.ValidationError({"stripe_params": exc.message_dict}) from exc
+        fields = {name: value for name, value in attrs.items() if name != "stripe_params"}
+        candidate = Customer(**{**_values(customer), **fields})
         try:
             candidate.requested_edit()
         except DjangoValidationError as exc:
             raise serializers.ValidationError(serializers.as_serializer_error(exc)) from exc
         return attrs
+
+    def create(self, validated_data: dict[str, Any]) -> Customer:
+        return Customer.objects.create(**validated_data)
+
+    def update(self, instance: Customer, validated_data: dict[str, Any]) -> Customer:
+        stripe_params = validated_data.pop("stripe_params", None)
+        for name, value in validated_data.items():
+            setattr(instance, name, value)
+        instance.save(stripe_params=stripe_params)
+        return instance
 
 
 def _values(customer: Customer | None) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 # customer keeps its owner, and the owner can be given a new customer (for_owner).
 # next_attempt_at: when a push Stripe did not take yet is tried again (shown while retrying).
 # delete_requested_at: a deletion asked here, sent to Stripe by the push (the row is kept).
+# push_params: Stripe's write-only parameters, sent once with the next push.
 
 import django.db.models.deletion
 from django.conf import settings
@@ -15,6 +16,19 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.AddField(
+            model_name="customer",
+            name="push_params",
+            field=models.JSONField(
+                blank=True,
+                editable=False,
+                help_text=(
+                    "Stripe's write-only parameters (payment_method, source, tax_id_data...) "
+                    "sent once with the next push, kept until Stripe took them."
+                ),
+                null=True,
+            ),
+        ),
         migrations.AddField(
             model_name="customer",
             name="delete_requested_at",

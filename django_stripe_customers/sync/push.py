@@ -15,7 +15,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -24,7 +24,9 @@ from django.utils import timezone
 
 from .. import schema
 from ..clients import get_client
+from ..conf import get_setting
 from ..deletion import erase_if_configured
+from ..edits import check_one_shot
 from ..mirror import fields_from_stripe, is_deleted
 from ..models import Customer, SyncStatus
 from ..stripe import InvalidRequestError, StripeClient, StripeError
@@ -119,6 +121,13 @@ def _claim(pk: int, owner: str) -> dict[str, Any] | PushResult:
                 _mark_failed(customer, _validation_message(exc))
                 return PushResult("failed", pk, error=customer.sync_error)
             method, params = edit.method, edit.params
+            one_shot = customer.push_params or {}
+            try:  # checked at save for the request then expected; the row may be in Stripe now
+                check_one_shot(one_shot, stripe_id=customer.stripe_id)
+            except ValidationError as exc:
+                _mark_failed(customer, _validation_message(exc))
+                return PushResult("failed", pk, error=customer.sync_error)
+            params = {**params, **one_shot}
             if method == "update" and not params:
                 Customer.objects.filter(pk=pk).update(
                     sync_status=SyncStatus.SYNCED,
@@ -133,6 +142,9 @@ def _claim(pk: int, owner: str) -> dict[str, Any] | PushResult:
                 "method": method,
                 "stripe_id": customer.stripe_id,
                 "params": params,
+                "one_shot": one_shot,
+                # what they change (tax_ids, sources, ...) Stripe shows only when expanded
+                "expand": list(get_setting("PULL_EXPAND")) if one_shot else None,
                 "version": version,
                 # the values this request was computed from: the merge base of step 3
                 "values": {name: getattr(customer, name) for name in schema.PUSHABLE},
@@ -146,6 +158,21 @@ def _claim(pk: int, owner: str) -> dict[str, Any] | PushResult:
             }
         Customer.objects.filter(pk=pk).update(push_intent=intent)
     return intent
+
+
+def release(pk: int, owner: str) -> None:
+    """``owner`` gives up the request it holds in flight (its retries ran out): the next push
+    of the row takes it over at once and resends it with the same key, without waiting out
+    the lease."""
+    with transaction.atomic():
+        row = Customer.objects.select_for_update().filter(pk=pk)
+        intent = row.values_list("push_intent", flat=True).first()
+        if intent and intent.get("owner") == owner:
+            row.update(push_intent={**intent, "owner": "", "claimed_at": RELEASED_AT})
+
+
+#: ``claimed_at`` of a released request: older than any lease.
+RELEASED_AT: Final = "1970-01-01T00:00:00+00:00"
 
 
 def _deletion_intent(customer: Customer, owner: str, now: datetime) -> dict[str, Any]:
@@ -164,12 +191,13 @@ def _deletion_intent(customer: Customer, owner: str, now: datetime) -> dict[str,
 
 def _send(client: StripeClient, intent: dict[str, Any]) -> dict[str, Any]:
     """Step 2: the HTTP call, outside any transaction."""
+    key, expand = intent["key"], intent.get("expand")
     if intent["method"] == "create":
-        return client.customers.create(intent["params"], idempotency_key=intent["key"])
+        return client.customers.create(intent["params"], idempotency_key=key, expand=expand)
     if intent["method"] == "delete":
-        return client.customers.delete(intent["stripe_id"], idempotency_key=intent["key"])
+        return client.customers.delete(intent["stripe_id"], idempotency_key=key)
     return client.customers.update(
-        intent["stripe_id"], intent["params"], idempotency_key=intent["key"]
+        intent["stripe_id"], intent["params"], idempotency_key=key, expand=expand
     )
 
 
@@ -204,6 +232,7 @@ def _apply_answer(pk: int, intent: dict[str, Any], obj: dict[str, Any]) -> PushR
             )
         Customer.objects.filter(pk=pk).write_from_stripe(
             **written,
+            push_params=_unsent(customer.push_params, intent.get("one_shot")),
             stripe_id=obj["id"],
             push_intent=None,
             pushed_version=intent["version"],
@@ -242,6 +271,15 @@ def _apply_deletion(pk: int, intent: dict[str, Any], obj: dict[str, Any]) -> Pus
         customer.refresh_from_db()
     customer_pushed.send(sender=Customer, customer=customer, created=False)
     return PushResult("deleted", pk)
+
+
+def _unsent(waiting: dict[str, Any] | None, sent: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The write-only parameters still to send: those given since the request was made."""
+    left = {k: v for k, v in (waiting or {}).items() if (sent or {}).get(k, _NOTHING) != v}
+    return left or None
+
+
+_NOTHING = object()
 
 
 def _drop_mirror(pk: int, stripe_id: str) -> bool:

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from .. import schema
 from . import objects
@@ -68,8 +68,25 @@ def _list_body(data: list[dict[str, Any]], page: Page, url: str) -> dict[str, An
 # -- endpoints ------------------------------------------------------------------------------
 
 
+#: Ids the emulator takes as existing objects (it stores no PaymentMethods, tokens or
+#: sources): the prefixes Stripe gives them. Any other value is ``resource_missing``, as
+#: Stripe answers an id it does not know.
+REFERENCES: Final = {
+    "payment_method": ("PaymentMethod", ("pm_", "card_", "src_")),
+    "source": ("token", ("tok_", "btok_", "src_", "card_", "ba_")),
+}
+
+
+def check_references(params: dict[str, Any]) -> None:
+    for name, (kind, prefixes) in REFERENCES.items():
+        value = params.get(name)
+        if isinstance(value, str) and value and not value.startswith(prefixes):
+            raise no_such(kind, value, param=name, status=400)
+
+
 def create_customer(app: EmulatorApp, call: Call) -> tuple[int, Any]:
     params = validate(call.params, CUSTOMER_CREATE_PARAMS)
+    check_references(params)
     expand = app.expansions(params, schema.EXPANDABLE_ATTRIBUTES)
     store = app.store
     with store.lock:
@@ -97,6 +114,7 @@ def retrieve_customer(app: EmulatorApp, call: Call) -> tuple[int, Any]:
 
 def update_customer(app: EmulatorApp, call: Call) -> tuple[int, Any]:
     params = validate(call.params, CUSTOMER_UPDATE_PARAMS)
+    check_references(params)
     expand = app.expansions(params, schema.EXPANDABLE_ATTRIBUTES)
     assert call.object_id is not None
     store = app.store

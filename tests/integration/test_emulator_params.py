@@ -15,6 +15,7 @@ import pytest
 
 from django_stripe_customers import schema
 from django_stripe_customers.testing import StripeEmulator
+from django_stripe_customers.testing.endpoints import REFERENCES
 from django_stripe_customers.testing.objects import SPECIAL_PARAMS
 from tests.support.fidelity.client import Api
 
@@ -135,7 +136,10 @@ def test_max_length(emulator_api: Api, endpoint: str, path: Path, spec: Spec) ->
     assert error["param"] == bracketed(path)
     assert error["message"].endswith(f"must be at most {limit} characters")
     if endpoint != "list" and not spec.get("enum") and path[0] != "expand":
-        at_limit = call(emulator_api, endpoint, build(ENDPOINTS[endpoint], path, "x" * limit))
+        # an id the emulator takes as existing has the prefix Stripe gives it (pm_, tok_, ...)
+        prefix = REFERENCES[path[0]][1][0] if path[0] in REFERENCES and len(path) == 1 else ""
+        value = prefix + "x" * (limit - len(prefix))
+        at_limit = call(emulator_api, endpoint, build(ENDPOINTS[endpoint], path, value))
         assert at_limit.status_code == 200, at_limit.text
 
 
@@ -386,3 +390,25 @@ def test_every_write_param_is_applied_somewhere() -> None:
     the write-only params the emulator maps onto the object (objects.SPECIAL_PARAMS)."""
     for name in {*schema.CREATE_PARAMS, *schema.UPDATE_PARAMS}:
         assert name in schema.OBJECT_ATTRIBUTES or name in SPECIAL_PARAMS, name
+
+
+# -- ids of objects the emulator does not store ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "param", "kind", "known"),
+    [
+        ("create", "payment_method", "PaymentMethod", "pm_card_visa"),
+        ("create", "source", "token", "tok_visa"),
+        ("update", "source", "token", "tok_visa"),
+    ],
+)
+def test_an_id_without_its_object_s_prefix_is_resource_missing(
+    emulator_api: Api, endpoint: str, param: str, kind: str, known: str
+) -> None:
+    """endpoints.REFERENCES: Stripe answers an unknown id ``resource_missing`` on its param;
+    an id with the prefix Stripe gives such objects is taken as existing."""
+    error = error_of(call(emulator_api, endpoint, {param: "visa"}))
+    assert (error["code"], error["param"]) == ("resource_missing", param)
+    assert error["message"] == f"No such {kind}: 'visa'"
+    assert call(emulator_api, endpoint, {param: known}).status_code == 200

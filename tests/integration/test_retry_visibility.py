@@ -14,6 +14,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from django_stripe_customers.models import Customer, SyncStatus
+from django_stripe_customers.stripe import APIError
+from django_stripe_customers.tasks import push_customer_task
 from tests.support.admin_pages import change_url
 from tests.support.customers import committed
 from tests.support.faultproxy import STATUS
@@ -67,11 +69,37 @@ def test_the_error_and_the_next_attempt_are_cleared_once_stripe_takes_it(proxy):
     with committed():
         customer = Customer.objects.create(email="later@example.com")
     proxy.clear()
+    customer.refresh_from_db()
+    task_id = customer.push_intent["owner"].removeprefix("task-")
 
-    with committed():
-        customer.name = "Now"
-        customer.save()
+    with committed():  # the task's retry, once its countdown is over (Celery is eager here)
+        push_customer_task.apply((customer.pk,), task_id=task_id).get()
 
     customer.refresh_from_db()
     assert customer.sync_status == SyncStatus.SYNCED
     assert (customer.sync_error, customer.next_attempt_at) == ("", None)
+
+
+def test_a_task_out_of_retries_hands_its_request_to_the_next_push(proxy, stripe_settings):
+    """Without it the request stayed held by a task that would never run again, and every push
+    of the row waited out PUSH_LEASE (110 s by default)."""
+    proxy.enqueue(*[STATUS(503)] * 20)
+    with committed():
+        customer = Customer.objects.create(email="handed@example.com")
+    customer.refresh_from_db()
+    key, task_id = customer.push_intent["key"], customer.push_intent["owner"][len("task-") :]
+    with pytest.raises(APIError):  # its last try (retries == max_retries) fails too
+        push_customer_task.apply((customer.pk,), task_id=task_id, retries=5, throw=True)
+    customer.refresh_from_db()
+    assert customer.next_attempt_at is not None, "the sweep's turn, and when"
+    proxy.clear()
+
+    with committed():
+        customer.name = "Next"
+        customer.save()
+
+    creates = [r for r in proxy.requests if r.method == "POST" and r.path == "/v1/customers"]
+    assert [r.idempotency_key for r in creates] == [key], "resent at once, with its key"
+    customer.refresh_from_db()
+    assert customer.sync_status == SyncStatus.SYNCED and customer.name == "Next"
+    assert stripe_settings.customers[customer.stripe_id]["name"] == "Next"
