@@ -43,9 +43,18 @@ def test_pull_since_limits_by_created(stripe_settings):
 def test_pull_dry_run_writes_nothing(stripe_settings):
     stripe_settings.seed(5)
     out, _ = run("pull", "--dry-run")
-    assert "5 created" in out and "dry run: nothing was written" in out
+    assert "Dry run, 5 customers seen: would create 5, update 0, mark deleted 0" in out
+    assert "dry run: nothing was written" in out
     assert Customer.objects.count() == 0
     assert PullRun.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_pull_dry_run_of_ids_says_what_would_happen(stripe_settings):
+    (stripe_id,) = stripe_settings.seed(1)
+    out, _ = run("pull", "--dry-run", stripe_id)
+    assert f"{stripe_id}: would be pulled" in out
+    assert Customer.objects.count() == 0
 
 
 @pytest.mark.django_db

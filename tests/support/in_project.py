@@ -9,6 +9,8 @@ tests/support/html_forms.py:
 - ``link_owner``: a user signs up with the pulled customer's email; ``for_owner`` (linking by
   email, as a site with verified emails would) returns that customer, linked.
 - ``admin_delete``: a superuser deletes the customer on the admin's delete page.
+- ``create_with_payment_method`` (CUSTOMER_ID ``new``): a sign-up creates a customer with the
+  card its form collected (``stripe_params``) and a tax id.
 
 Prints one JSON line: the status code and the customer's row afterwards. Only Django, the
 installed app and html_forms are importable here, nothing of the test suite.
@@ -74,6 +76,16 @@ def admin_delete(customer: Customer) -> int:
     return client.post(url, {"post": "yes"}).status_code
 
 
+def create_with_payment_method() -> Customer:
+    params = {
+        "payment_method": "pm_card_visa",
+        "tax_id_data": [{"type": "eu_vat", "value": "DE123456789"}],
+    }
+    customer = Customer.objects.create(email="card@example.com", stripe_params=params)
+    customer.refresh_from_db()  # inline: the save waited for its push
+    return customer
+
+
 ACTIONS = {
     "admin_edit": admin_edit,
     "api_patch_as_viewer": api_patch_as_viewer,
@@ -83,7 +95,11 @@ ACTIONS = {
 
 if __name__ == "__main__":
     action, stripe_id = sys.argv[1], sys.argv[2]
-    status = ACTIONS[action](Customer.objects.get(stripe_id=stripe_id))
+    if action == "create_with_payment_method":
+        made = create_with_payment_method()
+        stripe_id, status = made.stripe_id, 201 if made.push_params is None else 500
+    else:
+        status = ACTIONS[action](Customer.objects.get(stripe_id=stripe_id))
     row = Customer.objects.get(stripe_id=stripe_id)
     print(
         json.dumps(
@@ -93,6 +109,7 @@ if __name__ == "__main__":
                 "sync_status": row.sync_status,
                 "user": row.user.username if row.user else None,
                 "deleted": row.deleted,
+                "stripe_id": row.stripe_id,
             }
         )
     )

@@ -201,6 +201,8 @@ def test_the_wheel_installs_without_warnings_and_says_its_licence(project):
         metadata = archive.read(name).decode()
         assert any(n.endswith(".dist-info/licenses/LICENSE") for n in archive.namelist())
     assert "License-Expression: MIT" in metadata
+    assert "Provides-Extra: redis" in metadata, "pip install django-stripe-customers[redis]"
+    assert "Requires-Dist: celery[redis]>=5.3; extra == \"redis\"" in metadata
     where = project.run(project.venv / "bin" / "python", "-c",
                         "import django_stripe_customers, django; "
                         "print(django_stripe_customers.__file__, django.__version__)")  # fmt: skip
@@ -260,3 +262,16 @@ def test_a_user_is_linked_to_a_pulled_customer_and_its_deletion_reaches_stripe(p
     while not project.stripe_customer(stripe_id).get("deleted"):
         assert time.monotonic() < deadline, "the deletion never reached Stripe"
         time.sleep(0.2)
+
+
+def test_a_customer_is_created_with_a_payment_method_and_a_tax_id(project):
+    made = project.in_project("create_with_payment_method", "new")
+    assert (made["status"], made["sync_status"]) == (201, "synced")
+    response = requests.get(
+        f"{project.stripe_url}/v1/customers/{made['stripe_id']}",
+        params={"expand[]": "tax_ids"},
+        headers={"Authorization": f"Bearer {KEY}"},
+        timeout=5,
+    )
+    (tax_id,) = response.json()["tax_ids"]["data"]
+    assert tax_id["value"] == "DE123456789", "sent with the create"

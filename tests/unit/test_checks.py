@@ -184,3 +184,13 @@ def test_an_unknown_key_is_named_with_the_closest_known_one(settings):
     message = run_checks()["stripe_customers.W003"].msg
     assert "PUSH_MOD, ZZZ" in message
     assert "Did you mean 'PUSH_MOD' -> 'PUSH_MODE'?" in message
+
+
+def test_deploy_reports_a_missing_secret_once_as_an_error(settings):
+    """Reported (issue 19): check --deploy said E006 and W006 for one missing secret."""
+    settings.STRIPE_CUSTOMERS = {}
+    deploying = run_checks(deploy=True)
+    assert {"stripe_customers.E001", "stripe_customers.E006"} <= set(deploying)
+    assert "stripe_customers.W005" not in deploying
+    assert "stripe_customers.W006" not in deploying
+    assert {"stripe_customers.W005", "stripe_customers.W006"} <= set(run_checks())

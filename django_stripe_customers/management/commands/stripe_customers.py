@@ -127,14 +127,14 @@ class Command(BaseCommand):
             raise CommandError("give either STRIPE_IDs or --since/--until, not both")
         with transaction.atomic() if options["dry_run"] else nullcontext():
             if options["stripe_ids"]:
-                self.pull_ids(options["stripe_ids"])
+                self.pull_ids(options["stripe_ids"], dry_run=options["dry_run"])
             else:
                 self.pull_all(options)
             if options["dry_run"]:
                 transaction.set_rollback(True)
                 self.stdout.write("dry run: nothing was written")
 
-    def pull_ids(self, stripe_ids: list[str]) -> None:
+    def pull_ids(self, stripe_ids: list[str], *, dry_run: bool = False) -> None:
         failures = 0
         for stripe_id in stripe_ids:
             try:
@@ -148,6 +148,8 @@ class Command(BaseCommand):
                 if customer is None
                 else ("deleted upstream" if customer.deleted else "pulled")
             )
+            if dry_run and customer is not None:
+                state = "would be marked deleted" if customer.deleted else "would be pulled"
             self.stdout.write(f"{stripe_id}: {state}")
         if failures:
             total = counted(len(stripe_ids), "customer")
@@ -177,14 +179,23 @@ class Command(BaseCommand):
                     "written; the run is recorded as failed (see `stripe_customers status`)."
                 )
             raise
-        self.stdout.write(
-            self.style.SUCCESS(
+        cost = (
+            f"{counted(result.requests, 'request')} ({counted(result.pages, 'page')}) in "
+            f"{result.seconds:.1f}s"
+        )
+        if options["dry_run"]:
+            summary = (
+                f"Dry run, {counted(result.seen, 'customer')} seen: would create "
+                f"{result.created:,}, update {result.updated:,}, mark deleted "
+                f"{result.marked_deleted:,}; {result.unchanged:,} unchanged; {cost}."
+            )
+        else:
+            summary = (
                 f"Pulled {counted(result.seen, 'customer')}: {result.created:,} created, "
                 f"{result.updated:,} updated, {result.unchanged:,} unchanged, "
-                f"{result.marked_deleted:,} marked deleted; {counted(result.requests, 'request')}"
-                f" ({counted(result.pages, 'page')}) in {result.seconds:.1f}s."
+                f"{result.marked_deleted:,} marked deleted; {cost}."
             )
-        )
+        self.stdout.write(self.style.SUCCESS(summary))
         for error in result.errors:
             self.stderr.write(error)
         if result.errors:
