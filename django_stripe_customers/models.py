@@ -29,6 +29,7 @@ from .saved_fields import (
     remember,
     tracked_fields,
 )
+from .validation import validate_customer_fields
 
 __all__ = [
     "SAVE_TRACKING_FIELDS",
@@ -226,10 +227,20 @@ class Customer(models.Model):
                 kwargs["update_fields"] = {*changed, *SAVE_TRACKING_FIELDS}
         if self.deleted and not self._state.adding:
             self._refuse_edits_of_deleted(kwargs.get("update_fields"))
+        self._check_as_assigned(kwargs.get("update_fields"))
         super().save(*args, **kwargs)
         written = kwargs.get("update_fields")
         fields = USER_FIELDS
         remember(self, fields if written is None else [f for f in fields if f.name in written])
+
+    def _check_as_assigned(self, written: Any) -> None:
+        """The attributes this save writes, checked as they were assigned, before Django and
+        the database convert them (``1.5`` would be stored, and sent, as ``1``; ``["x"]`` as
+        ``"['x']"``): a ``ValidationError`` naming each field, and nothing written."""
+        names = schema.PUSHABLE if written is None else [n for n in schema.PUSHABLE if n in written]
+        validate_customer_fields(
+            {name: self.__dict__[name] for name in names if name in self.__dict__}
+        )
 
     def _add_stripe_params(self, params: Mapping[str, Any]) -> None:
         """Check ``params`` against the request they will ride with, and add them to the row's

@@ -3,7 +3,8 @@
 Processing happens in ``process_webhook_event_task``, enqueued when the event's row commits
 (``process_pending_events_task`` re-enqueues stored events whose message was lost).
 Refusals: a bad or missing signature (400, nothing stored), a body that is not a JSON event
-(400), a body over ``WEBHOOK_MAX_BODY`` (413), an event whose ``livemode`` differs from the API
+(400; signed but malformed: recorded as ``refused``, see ``sync.event_shape``), a body over
+``WEBHOOK_MAX_BODY`` (413), an event whose ``livemode`` differs from the API
 key's mode (400, stored as ``refused``, never applied). A duplicate event answers 200 and is not
 processed again; an event type we do not handle is stored as ``ignored``.
 """
@@ -21,7 +22,7 @@ from django.views.decorators.http import require_POST
 from . import conf
 from .models import WebhookEvent
 from .stripe.webhooks import WebhookSignatureError, verify_signature
-from .sync.events import store_event
+from .sync.events import MalformedEvent, record_refused, store_event
 from .tasks import enqueue_event
 
 logger = logging.getLogger("django_stripe_customers.webhooks")
@@ -60,7 +61,7 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
     if payload is None:
         return _refuse(413, f"body larger than {limit} bytes")
     try:
-        verify_signature(
+        signed_at = verify_signature(
             payload,
             request.headers.get("Stripe-Signature"),
             conf.get_setting("WEBHOOK_SECRETS"),
@@ -70,10 +71,14 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         return _refuse(400, str(exc))
     try:
         event_payload = json.loads(payload)
-        if not isinstance(event_payload, dict):
-            raise ValueError("the body is not a JSON object")
-        event, created = store_event(event_payload)
     except ValueError as exc:
+        reason = f"the body is not JSON ({exc})"
+        record_refused(payload, None, reason)
+        return _refuse(400, f"not a Stripe event: {reason}")
+    try:
+        event, created = store_event(event_payload, not_after=signed_at)
+    except MalformedEvent as exc:  # signed, yet not an event: recorded, so it can be seen
+        record_refused(payload, event_payload, str(exc))
         return _refuse(400, f"not a Stripe event: {exc}")
     if event.status == WebhookEvent.Status.REFUSED:  # recorded, never applied
         if not created:

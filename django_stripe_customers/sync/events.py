@@ -4,11 +4,15 @@ Events are applied through the pull code (same mapping, same three-way merge, no
 event older than the data its row holds (from an event, a pull or a push) is recorded as
 ``stale`` and changes nothing, so events delivered out of order never bring old data back.
 Events of the same second as the row's data that disagree with it cannot be ordered: the
-customer is retrieved instead. ``customer.deleted`` is final: no later event un-deletes.
+customer is retrieved instead. ``customer.deleted`` is final: no later event un-deletes, and
+for a customer not mirrored yet it leaves a tombstone (it may arrive before
+``customer.created``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -22,24 +26,28 @@ from ..clients import get_client
 from ..conf import get_setting, key_is_live
 from ..models import WebhookEvent
 from ..stripe import StripeClient
+from . import event_shape
 from .pull import NOT_A_REREAD, Fetched, apply_customer, reread
 
 CUSTOMER_EVENTS: Final = frozenset({"customer.created", "customer.updated", "customer.deleted"})
 Status = WebhookEvent.Status
 
 
-def store_event(payload: dict[str, Any], source: str = "webhook") -> tuple[WebhookEvent, bool]:
+def store_event(
+    payload: dict[str, Any], source: str = "webhook", *, not_after: float | None = None
+) -> tuple[WebhookEvent, bool]:
     """Store an event once per id: ``(event, True)`` when new, ``(existing, False)`` if not.
 
-    Raises ``ValueError`` when the payload is not an event (no ``id``/``type``/``created``).
+    Raises ``MalformedEvent`` when the payload is not an event (``event_shape``); ``not_after``
+    is the latest believable ``created`` (a webhook: its signature's time; else our clock).
     """
-    event_id, event_type = payload.get("id"), payload.get("type")
-    if not isinstance(event_id, str) or not event_id or not isinstance(event_type, str):
-        raise ValueError("not a Stripe event: no id or type")
-    try:
-        created = datetime.fromtimestamp(int(payload["created"]), tz=timezone.utc)
-    except (KeyError, TypeError, ValueError):
-        raise ValueError("not a Stripe event: no valid created timestamp") from None
+    problem = event_shape.event_problem(
+        payload, not_after=time.time() if not_after is None else not_after
+    )
+    if problem is not None:
+        raise MalformedEvent(problem)
+    event_id, event_type = payload["id"], payload["type"]
+    created = datetime.fromtimestamp(payload["created"], tz=timezone.utc)
     # A duplicate costs one indexed lookup of a few columns (not the stored payload).
     existing = (
         WebhookEvent.objects.filter(event_id=event_id)
@@ -72,6 +80,36 @@ def store_event(payload: dict[str, Any], source: str = "webhook") -> tuple[Webho
     except IntegrityError:  # the same event delivered twice at once: the other one stored it
         return WebhookEvent.objects.get(event_id=event_id), False
     return event, True
+
+
+class MalformedEvent(ValueError):
+    """A payload that is not a Stripe event to store (why: its message)."""
+
+
+def record_refused(body: bytes, payload: Any, reason: str) -> WebhookEvent:
+    """Record a signed payload refused as malformed, once per body: under its id when that can
+    be stored, else under its digest; the payload itself is not kept (it may hold what the
+    database cannot store), only its digest and size."""
+    digest = hashlib.sha256(body).hexdigest()
+    given = payload.get("id") if isinstance(payload, dict) else None
+    event_id = given if _storable(given, event_shape.MAX_ID) else f"refused_{digest[:40]}"
+    kind = payload.get("type") if isinstance(payload, dict) else None
+    kind = kind if _storable(kind, event_shape.MAX_TYPE) else "(malformed)"
+    event, _ = WebhookEvent.objects.get_or_create(
+        event_id=event_id,
+        defaults={
+            "type": str(kind),
+            "created": django_timezone.now(),
+            "payload": {"sha256": digest, "bytes": len(body)},
+            "status": Status.REFUSED,
+            "error": f"not a Stripe event: {reason}",
+        },
+    )
+    return event
+
+
+def _storable(value: Any, limit: int) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= limit and "\x00" not in value
 
 
 def overdue_events(older_than: float, max_attempts: int = 10) -> QuerySet[WebhookEvent]:
@@ -137,7 +175,8 @@ def _apply(event_pk: int, obj: dict[str, Any], observed: datetime) -> tuple[str,
         event = WebhookEvent.objects.select_for_update().get(pk=event_pk)
         if event.status in FINAL:
             return event.status, None  # processed meanwhile by a concurrent delivery
-        customer, outcome = apply_customer(obj, Fetched(observed=observed))
+        deleted = bool(obj.get("deleted"))  # before its creation, maybe: a tombstone
+        customer, outcome = apply_customer(obj, Fetched(observed=observed), tombstone=deleted)
         if outcome == "reread":
             assert customer is not None
             return outcome, customer.synced_at

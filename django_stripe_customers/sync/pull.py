@@ -92,14 +92,20 @@ def verdict_for(customer: Customer, obj: dict[str, Any], fetched: Fetched, seen:
 
 
 def apply_customer(
-    obj: dict[str, Any], fetched: Fetched = Fetched(), *, seen: object = NOT_A_REREAD
+    obj: dict[str, Any],
+    fetched: Fetched = Fetched(),
+    *,
+    seen: object = NOT_A_REREAD,
+    tombstone: bool = False,
 ) -> tuple[Customer | None, str]:
     """Apply one Stripe customer object (``fetched``: when it was Stripe's state) to its row.
 
     Returns (row, outcome): ``created``, ``updated``, ``unchanged``, ``deleted``, ``stale``
     (the row holds newer data: nothing written) or ``reread`` (same second, different data:
     retrieve it again and pass the row's ``synced_at`` as ``seen``). A deleted object flags the
-    row (its last data is kept); a deleted object with no row is ignored (``None``).
+    row (its last data is kept); a deleted object with no row is ignored (``None``), or, with
+    ``tombstone`` (a ``customer.deleted`` event, which may come before ``customer.created``),
+    leaves a deleted row, so that no later event of that customer makes it live.
     """
     stripe_id = obj["id"]
     now = django_timezone.now()
@@ -111,6 +117,20 @@ def apply_customer(
                 return customer, verdict.value
         remote_at = newest(customer.remote_updated_at if customer else None, fetched.observed)
         if is_deleted(obj):
+            if customer is None and tombstone:
+                (customer,) = Customer.objects.bulk_create(
+                    [
+                        Customer(
+                            stripe_id=stripe_id,
+                            deleted=True,
+                            stripe_data=dict(obj),
+                            sync_status=SyncStatus.SYNCED,
+                            synced_at=now,
+                            remote_updated_at=remote_at,
+                        )
+                    ]
+                )
+                return customer, "deleted"
             if customer is None or customer.deleted:
                 return customer, "unchanged"
             Customer.objects.filter(pk=customer.pk).update(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -75,7 +76,7 @@ def test_replay_reprocesses_failed_events(stripe_settings, settings):
         "id": "evt_broken",
         "object": "event",
         "type": "customer.updated",
-        "created": 1_800_000_000,
+        "created": int(time.time()) - 60,
         "data": {"object": {"id": "cus_Replay00000001", "object": "customer"}},
     }
     raw = json.dumps(payload).encode()

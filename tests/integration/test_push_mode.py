@@ -274,7 +274,10 @@ def test_a_push_left_pending_while_stripe_was_down_is_retried_on_a_timer(
     row.refresh_from_db()
     assert (row.sync_error, row.next_attempt_at) == ("", None)
     assert stripe_settings.customers[row.stripe_id]["name"] == "While down"
-    assert len(proxy.requests) == 2 + 1, "two refused tries, then the create"
+    tries = proxy.requests
+    assert [r.fault is not None for r in tries[:3]] == [True, True, False], "refused twice"
+    assert {r.idempotency_key for r in tries} == {tries[0].idempotency_key}, "one request"
+    assert len(stripe_settings.customers) == 1
     wait_for(lambda: not dispatch.RETRIER.running)  # nothing left: the timer ends
 
 

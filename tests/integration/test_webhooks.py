@@ -152,7 +152,11 @@ def test_bodies_that_are_not_events_are_refused(webhook_settings):
     assert post(None, body=b"not json").status_code == 400
     assert post(["a", "list"]).status_code == 400
     assert post({"type": "customer.updated"}).status_code == 400, "no event id"
-    assert not WebhookEvent.objects.exists()
+    refused = WebhookEvent.objects.values_list("status", "error")
+    assert len(refused) == 3, "signed, so recorded (under the body's digest)"
+    assert all(
+        status == "refused" and error.startswith("not a Stripe event") for status, error in refused
+    )
 
 
 def test_oversized_bodies_are_refused_with_413(webhook_settings, settings):
