@@ -71,10 +71,16 @@ test-postgres: $(STAMP) chromium
 	fi
 
 # The SQLite tier again on the oldest and the newest supported Python x Django pair, each in
-# its own venv (.venv-py310-dj42, ...; Pythons from PATH or pyenv). tox.ini has the whole matrix.
-MATRIX ?= 3.10:4.2 3.13:6.0
+# its own venv (.venv-py310-dj42, ...; Pythons from PATH or pyenv), and each in a project time
+# zone that is not UTC (TEST_TIME_ZONE, read by tests/support/settings.py): users' projects
+# rarely run on UTC. tox.ini has the whole matrix.
+MATRIX ?= 3.10:4.2:America/Chicago 3.13:6.0:Asia/Kolkata
 test-matrix: chromium
-	@for pair in $(MATRIX); do bash scripts/test_matrix.sh $${pair%%:*} $${pair##*:} $(PYTEST_PARALLEL) || exit 1; done
+	@for entry in $(MATRIX); do \
+	  set -- $$(echo $$entry | tr ':' ' '); \
+	  echo "=== TIME_ZONE $${3:-UTC} ==="; \
+	  TEST_TIME_ZONE=$${3:-UTC} bash scripts/test_matrix.sh $$1 $$2 $(PYTEST_PARALLEL) || exit 1; \
+	done
 
 test: lint test-sqlite test-postgres test-matrix
 

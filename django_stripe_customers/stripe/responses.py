@@ -7,9 +7,11 @@ idempotent replay, whose body is the first answer's and so says nothing about no
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Final
 
 import orjson
 import requests
@@ -91,10 +93,24 @@ def decode(response: requests.Response, sent: float | None = None) -> StripeObje
     return decoded
 
 
+#: An HTTP date as servers send it (RFC 9110 5.6.7, IMF-fixdate), on GMT, alone.
+_HTTP_DATE: Final = re.compile(
+    r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} "
+    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT"
+)
+
+
 def _unix_time(value: str | None) -> int | None:
-    if not value:
+    """The time of a ``Date`` header, or None when it is not one date on GMT: two headers
+    joined (an intermediary adding its own), no zone, another format. Such a date is unknown,
+    not guessed: a date without a zone would be read in the process's time zone (the project's
+    ``TIME_ZONE``), hours off."""
+    if not value or not _HTTP_DATE.fullmatch(value.strip()):
         return None
     try:
-        return int(parsedate_to_datetime(value).timestamp())
+        parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
+    if parsed.tzinfo is None or parsed.utcoffset() != timedelta(0):
+        return None
+    return int(parsed.timestamp())

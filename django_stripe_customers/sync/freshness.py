@@ -8,7 +8,9 @@ contradicts nothing). Data fetched by a request sent after the row was last writ
 (``synced_at`` against the request's send time, on our clocks, with ``CLOCK_SKEW`` allowed
 between hosts). Otherwise it is re-read: a retrieve sent now sees everything already written.
 
-A customer deleted in Stripe stays deleted: nothing un-deletes a row.
+A customer deleted in Stripe stays deleted: nothing un-deletes a row. No time read from Stripe
+counts for more than our clock plus ``CLOCK_SKEW``, and a row's time ahead of that is repaired by
+the next view: a time that ran ahead cannot freeze a row.
 """
 
 from __future__ import annotations
@@ -18,8 +20,26 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 
-#: How far apart the clocks of two hosts writing rows may be (NTP keeps them far closer).
+#: How far apart the clocks of two hosts writing rows may be (NTP keeps them far closer); also
+#: how far ahead of ours a time read from Stripe may be (a ``Date``, an event's ``created``).
 CLOCK_SKEW: Final = timedelta(seconds=1)
+
+
+def bounded(at: datetime | None, now: datetime | None = None) -> datetime | None:
+    """A time read from Stripe, no later than our clock plus ``CLOCK_SKEW``: a time ahead of
+    that (an event created "tomorrow", a misread ``Date``) would make every later view of the
+    customer look stale."""
+    if at is None:
+        return None
+    return min(at, (now or datetime.now(timezone.utc)) + CLOCK_SKEW)
+
+
+def trusted(at: datetime | None, now: datetime | None = None) -> datetime | None:
+    """A row's time, or None when it is ahead of our clock (left by data read before times
+    were bounded): unknown, so the next view of the customer repairs it."""
+    if at is None or at > (now or datetime.now(timezone.utc)) + CLOCK_SKEW:
+        return None
+    return at
 
 
 class Verdict(enum.Enum):
@@ -59,6 +79,7 @@ def judge(
         return Verdict.APPLY  # a deletion is final, whenever it is learnt
     if row_deleted:
         return Verdict.STALE
+    observed_at, row_observed_at = bounded(observed_at), trusted(row_observed_at)
     if observed_at is None or row_observed_at is None or observed_at > row_observed_at:
         return Verdict.APPLY
     if observed_at < row_observed_at:
@@ -72,7 +93,9 @@ def judge(
 
 
 def newest(current: datetime | None, observed_at: datetime | None) -> datetime | None:
-    """The row's time after applying data observed at ``observed_at``."""
+    """The row's time after applying data observed at ``observed_at`` (neither ahead of our
+    clock: ``bounded``, ``trusted``)."""
+    current, observed_at = trusted(current), bounded(observed_at)
     if current is None:
         return observed_at
     if observed_at is None:

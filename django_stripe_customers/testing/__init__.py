@@ -26,7 +26,8 @@ Where the emulator had to choose (each choice is tested in ``tests/test_emulator
 - Ids it cannot resolve (``source``, ``payment_method``, ``test_clock``, ``default_source``,
   ``invoice_settings[default_payment_method]``) are accepted as opaque ids, when they have the
   prefix Stripe gives such an object (``pm_``, ``tok_``, ...: ``endpoints.REFERENCES``); a
-  ``payment_method`` or ``source`` without one is ``resource_missing``, as an unknown id is.
+  ``payment_method``, ``source`` or ``test_clock`` without one is ``resource_missing``, as an
+  unknown id is.
 - ``coupon``/``promotion_code`` are unknown params at this API version (not in the spec data);
   ``preferred_locales=""`` is refused (the spec does not let it be unset).
 - Concurrent requests with one Idempotency-Key are serialised: the second replays the first.

@@ -74,6 +74,7 @@ def _list_body(data: list[dict[str, Any]], page: Page, url: str) -> dict[str, An
 REFERENCES: Final = {
     "payment_method": ("PaymentMethod", ("pm_", "card_", "src_")),
     "source": ("token", ("tok_", "btok_", "src_", "card_", "ba_")),
+    "test_clock": ("test clock", ("clock_",)),
 }
 
 

@@ -6,12 +6,13 @@ import io
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.test import TestCase
 
 from django_stripe_customers.clients import get_client
 from django_stripe_customers.management.commands.stripe_customers import Command
 from django_stripe_customers.models import Customer, PullRun
 from tests.support.customers import local_only
-from tests.support.faultproxy import AFTER, REFUSE
+from tests.support.faultproxy import AFTER, REFUSE, STATUS
 from tests.support.stripe_servers import settings_through_proxy
 
 
@@ -181,3 +182,23 @@ def test_positional_ids_have_help_text(subcommand, shown):
     commands = next(a for a in parser._actions if a.dest == "subcommand")
     commands.choices[subcommand].print_help(out)
     assert shown in " ".join(out.getvalue().split())
+
+
+@pytest.mark.django_db
+def test_push_of_a_failed_row_sends_its_unsent_edit(stripe_settings, settings):
+    """Reported (issue 20): "Pushed 1 customer: 1 unchanged." and nothing sent."""
+    customer = Customer.objects.create(email="failed@example.com")
+    with settings_through_proxy(settings, stripe_settings.url) as proxy:
+        proxy.enqueue(STATUS(400, method="POST"))
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            customer.name = "Unsent"
+            customer.save()
+        customer.refresh_from_db()
+        assert customer.sync_status == "failed"
+
+        out, _ = run("push", str(customer.pk))
+    customer.refresh_from_db()
+
+    assert f"customer {customer.pk} ({customer.stripe_id}): created in Stripe" in out
+    assert stripe_settings.customers[customer.stripe_id]["name"] == "Unsent"
+    assert Customer.objects.get(pk=customer.pk).sync_status == "synced"

@@ -401,6 +401,7 @@ def test_every_write_param_is_applied_somewhere() -> None:
         ("create", "payment_method", "PaymentMethod", "pm_card_visa"),
         ("create", "source", "token", "tok_visa"),
         ("update", "source", "token", "tok_visa"),
+        ("create", "test_clock", "test clock", "clock_1AbC"),
     ],
 )
 def test_an_id_without_its_object_s_prefix_is_resource_missing(

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from django_stripe_customers.models import Customer, WebhookEvent
+from django_stripe_customers.sync import pull_customer
 from tests.support.webhook_events import SECRET, event, post
 
 pytestmark = pytest.mark.django_db
@@ -88,3 +91,54 @@ def test_a_signed_malformed_event_is_refused_with_400_and_recorded(webhook_setti
 def test_a_well_formed_event_still_applies(webhook_settings):
     assert post(event("customer.created", email="fine@example.com")).status_code == 200
     assert Customer.objects.get().email == "fine@example.com"
+
+
+# -- times that run ahead ------------------------------------------------------------------
+
+
+def frozen_row(emulator_client):
+    """A mirrored customer whose time ran a day ahead (as a misread Date or an event from the
+    future used to leave it)."""
+    obj = emulator_client.customers.create({"email": "frozen@example.com", "name": "Before"})
+    pull_customer(obj["id"])
+    ahead = timezone.now() + timedelta(days=1)
+    Customer.objects.filter(stripe_id=obj["id"]).write_from_stripe(remote_updated_at=ahead)
+    return obj["id"]
+
+
+def test_a_row_whose_time_ran_ahead_takes_the_next_event(webhook_settings, emulator_client):
+    stripe_id = frozen_row(emulator_client)
+
+    response = post(event("customer.updated", stripe_id=stripe_id, name="After", event_id="e2"))
+
+    assert response.status_code == 200
+    row = Customer.objects.get(stripe_id=stripe_id)
+    assert row.name == "After", "not dropped as stale"
+    assert row.remote_updated_at <= timezone.now() + timedelta(seconds=1), "repaired"
+    assert WebhookEvent.objects.get(event_id="e2").status == "processed"
+
+
+def test_a_row_whose_time_ran_ahead_takes_the_next_retrieve(webhook_settings, emulator_client):
+    stripe_id = frozen_row(emulator_client)
+    emulator_client.customers.update(stripe_id, {"name": "Renamed upstream"})
+
+    pull_customer(stripe_id)
+
+    assert Customer.objects.get(stripe_id=stripe_id).name == "Renamed upstream"
+
+
+def test_an_event_created_ahead_of_our_clock_does_not_freeze_the_row(
+    webhook_settings, emulator_client
+):
+    obj = emulator_client.customers.create({"email": "ahead@example.com"})
+    now = int(time.time())
+    early = event("customer.updated", stripe_id=obj["id"], name="Ahead", created=now + 200)
+    assert post({**early, "id": "evt_ahead"}).status_code == 200  # within what a signature allows
+    row = Customer.objects.get(stripe_id=obj["id"])
+    assert row.remote_updated_at <= timezone.now() + timedelta(seconds=1), "bounded"
+
+    time.sleep(2.1)  # past our clock plus the skew allowed
+    later = event("customer.updated", stripe_id=obj["id"], name="Later", created=int(time.time()))
+    assert post({**later, "id": "evt_later"}).status_code == 200
+
+    assert Customer.objects.get(stripe_id=obj["id"]).name == "Later"

@@ -211,6 +211,9 @@ class Command(BaseCommand):
             pks = list(rows.order_by("pending_since").values_list("pk", flat=True))
         else:
             pks = [self._resolve(ref) for ref in options["customers"]]
+            # A named customer whose push failed is tried again, as the admin's "Retry failed
+            # pushes" does (its status alone would make the push find nothing to send).
+            Customer.objects.filter(pk__in=pks, sync_status=SyncStatus.FAILED).mark_pending()
         named = not options["pending"]
         outcomes: dict[str, int] = {}
         failures = []
