@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import connections, models, transaction
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
@@ -21,10 +21,12 @@ from .bookkeeping import SAVE_TRACKING_FIELDS, SYNC_COLUMNS, SyncStatus, marked_
 from .deletion import delete_rows, erase
 from .edits import ONE_SHOT, Edit, check_edit, check_one_shot
 from .managers import CustomerManager, CustomerQuerySet
+from .metadata_patch import SUPPORTED, MetadataPatch, key_changes
 from .records import ID_LENGTH, PullRun, WebhookEvent
 from .saved_fields import (
     LOADED_ATTRIBUTE,
     changed_fields,
+    loaded_value,
     note_assignment,
     remember,
     tracked_fields,
@@ -228,7 +230,10 @@ class Customer(models.Model):
         if self.deleted and not self._state.adding:
             self._refuse_edits_of_deleted(kwargs.get("update_fields"))
         self._check_as_assigned(kwargs.get("update_fields"))
+        patched = self._patch_metadata(kwargs.get("update_fields"), kwargs.get("using"))
         super().save(*args, **kwargs)
+        if patched:  # the column as the database merged it (others' keys included)
+            super().refresh_from_db(fields=["metadata"])
         written = kwargs.get("update_fields")
         fields = USER_FIELDS
         remember(self, fields if written is None else [f for f in fields if f.name in written])
@@ -241,6 +246,18 @@ class Customer(models.Model):
         validate_customer_fields(
             {name: self.__dict__[name] for name in names if name in self.__dict__}
         )
+
+    def _patch_metadata(self, written: Any, using: str | None) -> bool:
+        """When this update writes ``metadata``, write only the keys this instance changed
+        since it was loaded (``metadata_patch``), so keys another editor set meanwhile stay."""
+        if self._state.adding or written is None or "metadata" not in written:
+            return False
+        vendor = connections[using or self._state.db or "default"].vendor
+        if vendor not in SUPPORTED or not isinstance(self.metadata, dict):
+            return False
+        changes, removed = key_changes(loaded_value(self, "metadata"), self.metadata)
+        self.__dict__["metadata"] = MetadataPatch("metadata", changes, removed)
+        return True
 
     def _add_stripe_params(self, params: Mapping[str, Any]) -> None:
         """Check ``params`` against the request they will ride with, and add them to the row's

@@ -96,6 +96,12 @@ def loaded_state(instance: models.Model) -> dict[str, Any] | None:
     return state
 
 
+def loaded_value(instance: models.Model, attname: str, default: Any = None) -> Any:
+    """The value ``attname`` had when the instance was loaded or last saved (a copy)."""
+    kept = (loaded_state(instance) or {}).get(attname, default)
+    return marshal.loads(kept) if type(kept) is _Frozen else kept  # noqa: S302 (our own bytes)
+
+
 def changed_fields(
     instance: models.Model, fields: Iterable[models.Field[Any, Any]]
 ) -> list[str] | None:

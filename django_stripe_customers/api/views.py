@@ -6,8 +6,9 @@ Routes (under wherever ``django_stripe_customers.api.urls`` is included)::
 
     GET   customers/                 the list, newest first (see below)
     POST  customers/                 create (pushed to Stripe on commit)      -> 201
-    GET   customers/{id}/            one customer
-    PUT   customers/{id}/            update (omitted fields are left as they are)
+    GET   customers/{id}/            one customer, with its version as ETag
+    PUT   customers/{id}/            update (omitted fields are left as they are); with
+                                     If-Match: the ETag read, 412 if the row changed since
     PATCH customers/{id}/            update
     DELETE customers/{id}/           delete: in Stripe through the outbox (202, the row kept as a
                                      tombstone), or outright if it never reached Stripe (204)
@@ -41,6 +42,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from django.db import transaction
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound, ValidationError
@@ -131,19 +133,27 @@ class CustomerViewSet(
             raise ValidationError({name: [f"{name}: unknown query parameter"] for name in unknown})
         return super().list(request, *args, **kwargs)
 
-    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         customer = self.get_object()
-        if customer.deleted:
-            raise APIFailure(
-                409,
-                f"Customer {customer.stripe_id} was deleted in Stripe; it cannot be updated.",
-                code="deleted_in_stripe",
-            )
-        partial = kwargs.get("partial", False)
-        serializer = self.get_serializer(customer, data=request.data, partial=partial)
-        serializer.is_valid(raise_exception=True)
-        self.perform_update(serializer)
-        return Response(serializer.data)
+        return Response(self.get_serializer(customer).data, headers={"ETag": etag(customer)})
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        with transaction.atomic():  # the version compared is the version written over
+            customer = self.get_object()
+            customer = Customer.objects.select_for_update().get(pk=customer.pk)
+            if customer.deleted:
+                raise APIFailure(
+                    409,
+                    f"Customer {customer.stripe_id} was deleted in Stripe; it cannot be updated.",
+                    code="deleted_in_stripe",
+                )
+            _check_if_match(request, customer)
+            partial = kwargs.get("partial", False)
+            serializer = self.get_serializer(customer, data=request.data, partial=partial)
+            serializer.is_valid(raise_exception=True)
+            self.perform_update(serializer)
+        customer.refresh_from_db()  # after the commit, and the push it ran (inline, eager)
+        return Response(serializer.data, headers={"ETag": etag(customer)})
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Delete the customer: in Stripe, through the outbox (202 and the row, now flagged
@@ -178,6 +188,36 @@ class CustomerViewSet(
             raise stripe_failure(exc, customer) from exc
         customer.refresh_from_db()
         return Response(self.get_serializer(customer).data)
+
+
+def etag(customer: Customer) -> str:
+    """The row's version, for ``If-Match``: it changes with every local edit and every time
+    Stripe's data is applied (a push's answer, a pull, an event)."""
+    synced = int(customer.synced_at.timestamp() * 1_000_000) if customer.synced_at else 0
+    return f'"{customer.pk}.{customer.local_version}.{synced}"'
+
+
+def _check_if_match(request: Request, customer: Customer) -> None:
+    """``If-Match``: the update applies only to the version the client read (412 otherwise,
+    with the current version); none, or ``*``, updates whatever the row holds."""
+    wanted = request.headers.get("If-Match")
+    if not wanted or wanted.strip() == "*":
+        return
+    current = etag(customer)
+    if current not in [tag.strip().removeprefix("W/") for tag in wanted.split(",")]:
+        raise PreconditionFailed(current)
+
+
+class PreconditionFailed(APIException):
+    status_code = 412
+    default_code = "changed_since_read"
+
+    def __init__(self, current: str) -> None:
+        super().__init__(
+            "The customer changed since you read it (If-Match does not match its ETag "
+            f"{current}): read it again (GET), then apply your edit to what it holds now."
+        )
+        self.current = current
 
 
 def _save_and_refresh(serializer: BaseSerializer[Customer]) -> None:
