@@ -112,8 +112,12 @@ class CustomerAdmin(_CustomerModelAdmin):
     # -- the change form -------------------------------------------------------------------
 
     def save_model(self, request: HttpRequest, obj: Customer, form: Any, change: bool) -> None:
-        """A plain save (pushed on commit), with the form's write-only parameters."""
-        obj.save(stripe_params=form.stripe_params())
+        """A plain save (pushed on commit) of what this page changed (``conflicts``), with the
+        form's write-only parameters."""
+        written = form.fields_to_write() if change else None
+        if written is not None and not written:
+            return  # nothing changed on this page: nothing to write, nothing to push
+        obj.save(stripe_params=form.stripe_params(), update_fields=written)
 
     def has_change_permission(self, request: HttpRequest, obj: Customer | None = None) -> bool:
         """A customer deleted in Stripe is shown read-only (its sync panel says why): Stripe
@@ -154,7 +158,7 @@ class CustomerAdmin(_CustomerModelAdmin):
             sent_once = ("payment_method", ("tax_id_type", "tax_id_value"))
             return [*fieldsets, (_("Sent once to Stripe, on create"), {"fields": sent_once})]
         return [
-            (_("Sync"), {"fields": ("sync_panel",)}),
+            (_("Sync"), {"fields": ("sync_panel", "read_values")}),  # read_values: hidden
             *fieldsets,
             (_("Stripe-managed"), {"fields": STRIPE_MANAGED_SHOWN}),
             (_("Recent Stripe events"), {"fields": ("recent_events",)}),

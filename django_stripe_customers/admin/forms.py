@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy as _
 from .. import schema
 from ..edits import check_one_shot
 from ..models import Customer
+from .conflicts import Resolution, resolve, sign_read, unsign_read
 from .fields import (
     LocalesField,
     MetadataField,
@@ -76,6 +77,9 @@ class CustomerAdminForm(_CustomerModelForm):
         required=False, label=_("Tax id type"), choices=[("", "---------"), *TAX_ID_TYPES]
     )
     tax_id_value = forms.CharField(required=False, label=_("Tax id"))
+    # What the page showed, signed (``conflicts``): a field someone else changed meanwhile is
+    # kept, or a conflict when this page changed it too.
+    read_values = forms.CharField(required=False, widget=forms.HiddenInput)
 
     class Meta:
         model = Customer
@@ -83,15 +87,58 @@ class CustomerAdminForm(_CustomerModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.resolution: Resolution | None = None
         if self.instance.pk is not None:  # Stripe takes these on create only
             for name in ONE_SHOT_FORM_FIELDS:
                 self.fields.pop(name, None)
+            # the row as it is now: when the page opens, or when it is submitted
+            self._now = {name: self._current(name) for name in EDITABLE_FIELDS}
+            if not self.is_bound:
+                self.initial["read_values"] = sign_read(self.instance.pk, self._now)
+        else:
+            self.fields.pop("read_values")
         for name, field in self.fields.items():
             name_in_messages(name, field)
             if name in schema.PUSHABLE:  # the input keeps its maxlength attribute
                 field.validators = [
                     v for v in field.validators if not isinstance(v, REPLACED_VALIDATORS)
                 ]
+
+    def _current(self, name: str) -> Any:
+        return self.instance.user_id if name == "user" else getattr(self.instance, name)
+
+    def fields_to_write(self) -> list[str] | None:
+        """The fields this submit writes (``None``: every field, a page without a snapshot)."""
+        return None if self.resolution is None else list(self.resolution.values)
+
+    def _post_clean(self) -> None:
+        super()._post_clean()  # type: ignore[misc]  # ModelForm's own, not in the stubs
+        token = self.cleaned_data.get("read_values") if hasattr(self, "cleaned_data") else None
+        read = unsign_read(token, self.instance.pk) if token and self.instance.pk else None
+        if read is None:
+            return
+        mine = {
+            name: self.cleaned_data[name] for name in EDITABLE_FIELDS if name in self.cleaned_data
+        }
+        self.resolution = resolve(read, mine, self._now)
+        for name, (now, yours) in self.resolution.conflicts.items():
+            self.add_error(
+                name if name in self.fields else None,
+                ValidationError(
+                    _(
+                        "%(field)s: changed by someone else since you opened this page (now: "
+                        "%(now)s; yours: %(yours)s). Reload the page, then make your edit again."
+                    ),
+                    code="conflict",
+                    params={"field": name, "now": _shown(now), "yours": _shown(yours)},
+                ),
+            )
+        for name in EDITABLE_FIELDS:  # what this page did not change stays as the row has it
+            if name in self.resolution.values:
+                value = self.resolution.values[name]
+                setattr(self.instance, "user_id" if name == "user" else name, _pk(value))
+            elif name in self._now:
+                setattr(self.instance, "user_id" if name == "user" else name, self._now[name])
 
     def stripe_params(self) -> dict[str, Any]:
         """The write-only parameters this form asks to send with the push (checked by
@@ -141,3 +188,12 @@ class CustomerAdminForm(_CustomerModelForm):
                 super().add_error(None if name == NON_FIELD_ERRORS else name, errors)
             return
         super().add_error(field, error)
+
+
+def _shown(value: Any) -> str:
+    return "(empty)" if value in (None, "", [], {}) else str(value)
+
+
+def _pk(value: Any) -> Any:
+    pk = getattr(value, "pk", None)
+    return pk if pk is not None else value

@@ -15,6 +15,7 @@ import threading
 import pytest
 
 from django_stripe_customers.models import Customer
+from tests.support.admin_pages import change_url, form_data
 from tests.support.customers import pushed
 from tests.support.http_clients import CommittingAPIClient
 from tests.support.threads import database_thread
@@ -139,3 +140,58 @@ def test_without_if_match_or_with_a_star_the_update_applies(api):
     assert api.patch(url, {"name": "A"}, format="json").status_code == 200
     assert api.patch(url, {"name": "B"}, format="json", HTTP_IF_MATCH="*").status_code == 200
     assert Customer.objects.get(pk=customer.pk).name == "B"
+
+
+# -- the admin: two staff on one change page -----------------------------------------------------
+
+
+def test_the_admin_saves_only_what_this_page_changed(stripe_settings, admin_client):
+    """Reported: the later submission wrote back every field it was shown, reverting what the
+    first had changed in the meantime."""
+    customer = pushed(email="page@example.com", name="Before", metadata={"a": "1"})
+    first = form_data(admin_client, change_url(customer))
+    second = form_data(admin_client, change_url(customer))  # both open the page
+
+    first.update(name="Renamed by the first")
+    first.update(metadata_key_1="by_first", metadata_value_1="x")
+    assert admin_client.post(change_url(customer), first).status_code == 302
+    second["description"] = "Described by the second"
+    assert admin_client.post(change_url(customer), second).status_code == 302
+
+    row = Customer.objects.get(pk=customer.pk)
+    assert (row.name, row.description) == ("Renamed by the first", "Described by the second")
+    assert row.metadata == {"a": "1", "by_first": "x"}, "the second page did not remove it"
+    remote = stripe_settings.customers[row.stripe_id]
+    assert (remote["name"], remote["description"]) == (row.name, row.description)
+    assert remote["metadata"] == row.metadata
+
+
+def test_a_field_both_pages_changed_is_a_conflict_with_both_values(stripe_settings, admin_client):
+    customer = pushed(email="clash@example.com", name="Before")
+    first = form_data(admin_client, change_url(customer))
+    second = form_data(admin_client, change_url(customer))
+    first["name"] = "First"
+    assert admin_client.post(change_url(customer), first).status_code == 302
+    sent = len(stripe_settings.requests)
+
+    second["name"] = "Second"
+    page = admin_client.post(change_url(customer), second)
+
+    assert page.status_code == 200, "the form again, with the conflict"
+    html = page.content.decode()
+    assert "changed by someone else since you opened this page" in html
+    assert "now: First; yours: Second" in html
+    assert Customer.objects.get(pk=customer.pk).name == "First", "not overwritten"
+    assert len(stripe_settings.requests) == sent
+
+
+def test_a_page_that_changed_nothing_writes_nothing(stripe_settings, admin_client):
+    customer = pushed(email="idle@example.com", name="Kept")
+    idle = form_data(admin_client, change_url(customer))
+    Customer.objects.filter(pk=customer.pk).update(name="Changed meanwhile")
+    sent = len(stripe_settings.requests)
+
+    assert admin_client.post(change_url(customer), idle).status_code == 302
+
+    assert Customer.objects.get(pk=customer.pk).name == "Changed meanwhile"
+    assert len(stripe_settings.requests) == sent
