@@ -1,7 +1,9 @@
 """One pass over Stripe's customer list: pages applied in bulk, unlisted rows checked.
 
 A page of 100 is applied with a bounded number of queries (a lock-and-read, then one upsert per
-shape of row), memory flat in the number of customers. A row that received newer data while
+shape of row), memory flat in the number of customers. Rows another transaction holds are
+skipped on PostgreSQL and retrieved after the page, so a pull never holds a page's locks while
+it waits for one row (and a user's save of another row of the page never waits for the pull). A row that received newer data while
 the page was in flight (a push, an event) is left as it is; one whose order against the page
 cannot be told (the same second, other data) is retrieved again (see ``freshness``). Local
 rows in the range that Stripe did not list are retrieved one by one, and flagged deleted if
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, Final
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone as django_timezone
 
@@ -167,11 +169,13 @@ def _upsert_page(page: PageData, result: PullResult) -> list[tuple[str, object]]
     ids = [obj["id"] for obj in page]
     rereads: list[tuple[str, object]] = []
     with transaction.atomic():
-        known = {
-            c.stripe_id: c for c in Customer.objects.select_for_update().filter(stripe_id__in=ids)
-        }
+        known, busy = _lock_page_rows(ids)
+        rereads.extend(busy)  # held by another transaction: retrieved alone after the page
+        skipped = {stripe_id for stripe_id, _ in busy}
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for obj in page:
+            if obj["id"] in skipped:
+                continue
             customer = known.get(obj["id"])
             if customer is not None:
                 verdict = verdict_for(customer, obj, fetched, NOT_A_REREAD)
@@ -207,6 +211,21 @@ def _upsert_page(page: PageData, result: PullResult) -> list[tuple[str, object]]
         for columns, rows in by_columns.items():
             upsert(rows, update=(*columns, *_BOOKKEEPING))
     return rereads
+
+
+def _lock_page_rows(ids: list[str]) -> tuple[dict[str, Customer], list[tuple[str, object]]]:
+    """The page's rows, locked; and (Stripe id, ``synced_at``) of those another transaction
+    holds. On PostgreSQL those are skipped (``SKIP LOCKED``) rather than waited for: the page
+    would hold its other rows' locks meanwhile, and a user's save of any of them would wait
+    too. SQLite has one writer at a time, so nothing is held by another."""
+    rows = Customer.objects.select_for_update(
+        skip_locked=connection.features.has_select_for_update_skip_locked
+    ).filter(stripe_id__in=ids)
+    known = {str(customer.stripe_id): customer for customer in rows}
+    if len(known) == len(ids) or not connection.features.has_select_for_update_skip_locked:
+        return known, []
+    others = Customer.objects.filter(stripe_id__in=set(ids) - set(known))
+    return known, [(str(sid), seen) for sid, seen in others.values_list("stripe_id", "synced_at")]
 
 
 def _reread_rows(

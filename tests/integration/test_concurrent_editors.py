@@ -11,10 +11,13 @@ second loads the row before the first saves, and saves after it.
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
+from django.db import connection, transaction
 
 from django_stripe_customers.models import Customer
+from django_stripe_customers.sync import pull_all
 from tests.support.admin_pages import change_url, form_data
 from tests.support.customers import pushed
 from tests.support.http_clients import CommittingAPIClient
@@ -195,3 +198,51 @@ def test_a_page_that_changed_nothing_writes_nothing(stripe_settings, admin_clien
 
     assert Customer.objects.get(pk=customer.pk).name == "Changed meanwhile"
     assert len(stripe_settings.requests) == sent
+
+
+# -- a pull never blocks a user's save --------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="row locks: the PostgreSQL tier (SQLite has one writer)",
+)
+def test_a_pull_skips_a_row_another_transaction_holds_and_blocks_no_save(stripe_settings):
+    """Reported: with another transaction open on one row of a page, an unrelated customer's save
+    in that page waited 2.9 s for the pull."""
+    held, other = pushed(email="held@example.com"), pushed(email="other@example.com")
+    stripe_settings.customers[held.stripe_id]["name"] = "Pulled later"
+    stripe_settings.customers[other.stripe_id]["name"] = "Pulled now"
+    locked, release, pulled = threading.Event(), threading.Event(), threading.Event()
+    saved_in = []
+
+    def hold_the_row():
+        with transaction.atomic():
+            Customer.objects.select_for_update().get(pk=held.pk)
+            locked.set()
+            release.wait(20)
+
+    def pull():
+        pull_all()
+        pulled.set()
+
+    holder = database_thread(hold_the_row)
+    assert locked.wait(10)
+    puller = database_thread(pull)
+    time.sleep(0.5)  # the pull has reached the page, and waits for the held row alone
+
+    def save_other():
+        started = time.monotonic()
+        row = Customer.objects.get(pk=other.pk)
+        row.description = "saved while the pull runs"
+        row.save()
+        saved_in.append(time.monotonic() - started)
+
+    database_thread(save_other).join(10)
+    release.set()
+    for thread in (holder, puller):
+        thread.join(20)
+
+    assert pulled.is_set() and saved_in and saved_in[0] < 1.0, saved_in
+    assert Customer.objects.get(pk=other.pk).name == "Pulled now"
+    assert Customer.objects.get(pk=held.pk).name == "Pulled later", "retrieved after the page"
