@@ -70,6 +70,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # tests.* and django_stripe_customers importable from a clone
     sys.path.insert(0, str(ROOT))
 
+from soak_editors import check_editors, run_editors  # noqa: E402 (this folder, once ROOT is set)
+
 API_KEY = "sk_test_soak"
 #: Marks every value written by a rolled-back edit; must never be seen by Stripe.
 ROLLBACK_MARK = "ROLLEDBACK"
@@ -127,6 +129,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "first transient failure then escapes (enqueue_push logs it) and the row waits for the "
         "sweep; off (default), Celery retries the task in place, as a worker would",
     )
+    parser.add_argument(
+        "--editors",
+        type=int,
+        default=3,
+        help="then this many processes edit the same customers at once (scripts/soak_editors.py)",
+    )
+    parser.add_argument("--editor-edits", type=int, default=200, help="edits per editor")
+    parser.add_argument(
+        "--time-zone", default="America/Chicago", help="the project's TIME_ZONE (not UTC)"
+    )
     parser.add_argument("--db", help="SQLite file to use (default: a new temporary one)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -154,9 +166,12 @@ def setup_django(db_path: str, api_base: str, args: argparse.Namespace) -> None:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": db_path,
-            "OPTIONS": {"timeout": 30},
+            # several processes write it (scripts/soak_editors.py): a transaction takes the
+            # write lock when it starts, so none has to upgrade (and fail) midway
+            "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
         }
     }
+    options["TIME_ZONE"] = getattr(args, "time_zone", "UTC")
     options["STRIPE_CUSTOMERS"] = {
         "API_KEY": API_KEY,
         "API_BASE": api_base,
@@ -737,6 +752,26 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(soak.trace[-40:]), file=sys.stderr)
             raise
         problems = soak.check()
+        editors: list[dict[str, Any]] = []
+        if args.editors:
+            editors = run_editors(
+                args.editors,
+                db=db_path,
+                api_base=proxy.url,
+                seed=args.seed,
+                edits=args.editor_edits,
+                time_zone=args.time_zone,
+            )
+            kept = (
+                "pending after the edits",
+                "sweep rounds",
+                "requests left in flight after the edits",
+                "rows re-enqueued by sweeps",
+            )
+            first = {name: soak.counts[name] for name in kept}
+            soak.sweep()  # what the editors' own pushes left (none, or a few in flight)
+            soak.counts.update(first)  # the report's sweep figures stay those of the edits
+            problems.update(check_editors(editors, emulator.customers))
         retries, faults_hit = soak.http_retries()
         elapsed = time.monotonic() - started
 
@@ -785,8 +820,19 @@ def main(argv: list[str] | None = None) -> int:
               f"{emulator.count('GET')} retrieves")  # fmt: skip
         print(f"Stripe customers:       {len(emulator.customers)}; local rows "
               f"{len(soak.expected)}")  # fmt: skip
+        if editors:
+            saves = sum(e["counts"].get("saves", 0) for e in editors)
+            busy = sum(e["counts"].get("database busy", 0) for e in editors)
+            keys = sum(
+                1 for e in editors for v in e["committed"].values() for name in v
+                if name.startswith("metadata.")
+            )  # fmt: skip
+            print(f"concurrent editors:     {args.editors} processes, {saves} saves of the same "
+                  f"{args.customers}+ customers ({keys} keys committed last), {busy} database "
+                  f"busy retries; TIME_ZONE {args.time_zone}")  # fmt: skip
         failing = 0
         for label in (
+            "keys lost",
             "mismatches",
             "duplicates",
             "not synced",

@@ -3,11 +3,11 @@
 A page of 100 is applied with a bounded number of queries (a lock-and-read, then one upsert per
 shape of row), memory flat in the number of customers. Rows another transaction holds are
 skipped on PostgreSQL and retrieved after the page, so a pull never holds a page's locks while
-it waits for one row (and a user's save of another row of the page never waits for the pull). A row that received newer data while
-the page was in flight (a push, an event) is left as it is; one whose order against the page
-cannot be told (the same second, other data) is retrieved again (see ``freshness``). Local
-rows in the range that Stripe did not list are retrieved one by one, and flagged deleted if
-Stripe says so.
+it waits for one row (and a user's save of another row of the page never waits for the pull).
+A row that received newer data while the page was in flight (a push, an event) is left as it
+is; one whose order against the page cannot be told (the same second, other data) is retrieved
+again (see ``freshness``). Local rows in the range that Stripe did not list are retrieved one
+by one, and flagged deleted if Stripe says so.
 """
 
 from __future__ import annotations
