@@ -47,11 +47,6 @@ class PullRun(models.Model):
     def __str__(self) -> str:
         return f"pull {self.started_at:%Y-%m-%d %H:%M:%S} ({self.status})"
 
-    @property
-    def is_full(self) -> bool:
-        """Whether the run covered every customer (no ``created`` range)."""
-        return self.created_gte is None and self.created_lt is None
-
 
 class WebhookEvent(models.Model):
     """One Stripe event, stored once per event id, whether it came by webhook or catch-up."""

@@ -139,7 +139,7 @@ def push_customer_task(self: Task[Any, Any], customer_pk: int) -> str:
     """Push one row's local edits (see ``push.push_customer``); returns the outcome."""
     owner = f"task-{self.request.id}"
     try:
-        return push_now(customer_pk, owner=owner).outcome
+        return push_now(customer_pk, owner=owner).outcome.value
     except StripeError as exc:
         _retry_if_due(self, exc, partial(push.note_next_attempt, customer_pk))
         push.release(customer_pk, owner)  # given up: the next push resends it now, same key
@@ -261,7 +261,11 @@ def push_now(pk: int, *, owner: str = "") -> push.PushResult:
     result = push.push_customer(pk, owner=owner)
     # In flight: the push holding the request pushes the edits made since when it is answered
     # (or the sweep takes it over); enqueueing again now would only spin until then.
-    if result.still_pending and result.outcome != "in_flight" and conf.get_setting("PUSH_ON_SAVE"):
+    if (
+        result.still_pending
+        and result.outcome is not push.PushOutcome.IN_FLIGHT
+        and conf.get_setting("PUSH_ON_SAVE")
+    ):
         transaction.on_commit(partial(enqueue_push, pk))
     return result
 

@@ -55,8 +55,14 @@ class StripeError(Exception):
 
     @property
     def is_transient(self) -> bool:
-        """True when the same call may succeed later (retry), False when it never will."""
-        return False
+        """True when the same call may succeed later (retry), False when it never will: the
+        judgement the client's retries and the tasks' make (``retryable``), so none disagrees
+        (a 5xx that says ``Stripe-Should-Retry: false`` is not transient anywhere)."""
+        return retryable(
+            status=self.http_status,
+            headers=self.headers,
+            connection_error=isinstance(self, APIConnectionError),
+        )
 
     def __str__(self) -> str:
         head = " ".join(str(part) for part in ("Stripe", self.http_status, self.type) if part)
@@ -79,9 +85,7 @@ class StripeError(Exception):
 
 
 class APIConnectionError(StripeError):
-    @property
-    def is_transient(self) -> bool:
-        return True
+    pass
 
 
 class APITimeoutError(APIConnectionError):
@@ -109,24 +113,16 @@ class IdempotencyError(StripeError):
 
 
 class ConflictError(StripeError):
-    @property
-    def is_transient(self) -> bool:
-        return True
+    pass
 
 
 class RateLimitError(StripeError):
-    @property
-    def is_transient(self) -> bool:
-        return True
+    pass
 
 
 class APIError(StripeError):
-    @property
-    def is_transient(self) -> bool:
-        # A 409/429/5xx whose body was not Stripe's JSON (a proxy or load balancer) is still
-        # transient; a garbled 2xx is not (the call may have succeeded).
-        status = self.http_status
-        return status is not None and (status >= 500 or status in (409, 429))
+    """Stripe's ``api_error``, or an answer that is not Stripe's JSON: a 409/429/5xx from a
+    proxy or load balancer is transient; a garbled 2xx is not (the call may have succeeded)."""
 
 
 _BY_STATUS: dict[int, type[StripeError]] = {
@@ -148,6 +144,22 @@ def _error_class(http_status: int, error_type: str | None) -> type[StripeError]:
     if 400 <= http_status < 500:
         return InvalidRequestError
     return APIError
+
+
+def retryable(*, status: int | None, headers: Mapping[str, str], connection_error: bool) -> bool:
+    """Whether a failed call may succeed if made again (``retry.should_retry`` adds the budget).
+
+    ``Stripe-Should-Retry: false`` always wins. Connection errors, timeouts, 409, 429 and 5xx
+    may; ``Stripe-Should-Retry: true`` adds a call only when there was no response; other
+    statuses never, whatever the header says."""
+    stripe_should_retry = (_header(headers, "Stripe-Should-Retry") or "").strip().lower()
+    if stripe_should_retry == "false":
+        return False
+    if connection_error:
+        return True
+    if status is None:
+        return stripe_should_retry == "true"
+    return status in (409, 429) or status >= 500
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

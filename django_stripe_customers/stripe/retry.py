@@ -10,7 +10,7 @@ import math
 import random
 from collections.abc import Callable, Mapping
 
-from .errors import _header
+from .errors import _header, retryable
 
 
 def should_retry(
@@ -21,22 +21,12 @@ def should_retry(
     headers: Mapping[str, str],
     connection_error: bool,
 ) -> bool:
-    """Whether to try again after a failed try; ``attempt`` counts retries made (0-based).
-
-    ``Stripe-Should-Retry: false`` always wins. Connection errors, timeouts, 409, 429 and 5xx
-    are retried; ``Stripe-Should-Retry: true`` can add a try only when there was no response;
-    other 4xx are never retried, whatever the header says.
-    """
+    """Whether to try again after a failed try; ``attempt`` counts retries made (0-based):
+    within the budget, when the failure is ``retryable`` (the one judgement of what is
+    transient, also ``StripeError.is_transient``)."""
     if attempt >= max_retries:
         return False
-    stripe_should_retry = (_header(headers, "Stripe-Should-Retry") or "").strip().lower()
-    if stripe_should_retry == "false":
-        return False
-    if connection_error:
-        return True
-    if status is None:
-        return stripe_should_retry == "true"
-    return status in (409, 429) or status >= 500
+    return retryable(status=status, headers=headers, connection_error=connection_error)
 
 
 def retry_after(headers: Mapping[str, str], maximum: float) -> float | None:

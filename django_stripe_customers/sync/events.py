@@ -27,7 +27,7 @@ from ..conf import get_setting, key_is_live
 from ..models import WebhookEvent
 from ..stripe import StripeClient
 from . import event_shape
-from .pull import NOT_A_REREAD, Fetched, apply_customer, reread
+from .pull import NOT_A_REREAD, Applied, Fetched, apply_customer, reread
 
 CUSTOMER_EVENTS: Final = frozenset({"customer.created", "customer.updated", "customer.deleted"})
 Status = WebhookEvent.Status
@@ -177,10 +177,10 @@ def _apply(event_pk: int, obj: dict[str, Any], observed: datetime) -> tuple[str,
             return event.status, None  # processed meanwhile by a concurrent delivery
         deleted = bool(obj.get("deleted"))  # before its creation, maybe: a tombstone
         customer, outcome = apply_customer(obj, Fetched(observed=observed), tombstone=deleted)
-        if outcome == "reread":
+        if outcome is Applied.REREAD:
             assert customer is not None
             return outcome, customer.synced_at
-        status = Status.STALE if outcome == "stale" else Status.PROCESSED
+        status = Status.STALE if outcome is Applied.STALE else Status.PROCESSED
         _finish(event, status)
     return status, None
 

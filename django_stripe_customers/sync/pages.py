@@ -28,6 +28,7 @@ from ..stripe import InvalidRequestError, PageData, StripeClient
 from .freshness import Verdict, newest
 from .pull import (
     NOT_A_REREAD,
+    Applied,
     Fetched,
     expansions,
     is_unchanged,
@@ -245,11 +246,13 @@ def _reread_rows(
         _count(result, outcome.outcome)
 
 
-def _count(result: PullResult, outcome: str) -> None:
-    if outcome == "deleted":
+def _count(result: PullResult, outcome: Applied) -> None:
+    if outcome is Applied.DELETED:
         result.marked_deleted += 1
-    elif outcome in ("created", "updated"):
-        setattr(result, outcome, getattr(result, outcome) + 1)
+    elif outcome is Applied.CREATED:
+        result.created += 1
+    elif outcome is Applied.UPDATED:
+        result.updated += 1
     else:  # unchanged, or stale: the row already had this or newer data
         result.unchanged += 1
 

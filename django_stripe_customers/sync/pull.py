@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from enum import Enum
 from typing import Any, Final
 
 from django.db import transaction
@@ -91,13 +92,27 @@ def verdict_for(customer: Customer, obj: dict[str, Any], fetched: Fetched, seen:
     )
 
 
+class Applied(str, Enum):
+    """What applying one Stripe object to its row did (a ``str``, as the counts name it)."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    DELETED = "deleted"
+    STALE = Verdict.STALE.value  # the row holds newer data: nothing written
+    REREAD = Verdict.REREAD.value  # the same second, other data: retrieve it again
+
+    def __str__(self) -> str:
+        return self.value
+
+
 def apply_customer(
     obj: dict[str, Any],
     fetched: Fetched = Fetched(),
     *,
     seen: object = NOT_A_REREAD,
     tombstone: bool = False,
-) -> tuple[Customer | None, str]:
+) -> tuple[Customer | None, Applied]:
     """Apply one Stripe customer object (``fetched``: when it was Stripe's state) to its row.
 
     Returns (row, outcome): ``created``, ``updated``, ``unchanged``, ``deleted``, ``stale``
@@ -114,7 +129,7 @@ def apply_customer(
         if customer is not None:
             verdict = verdict_for(customer, obj, fetched, seen)
             if verdict is not Verdict.APPLY:
-                return customer, verdict.value
+                return customer, Applied(verdict.value)
         remote_at = newest(customer.remote_updated_at if customer else None, fetched.observed)
         if is_deleted(obj):
             if customer is None and tombstone:
@@ -130,20 +145,20 @@ def apply_customer(
                         )
                     ]
                 )
-                return customer, "deleted"
+                return customer, Applied.DELETED
             if customer is None or customer.deleted:
-                return customer, "unchanged"
+                return customer, Applied.UNCHANGED
             Customer.objects.filter(pk=customer.pk).update(
                 deleted=True, sync_error="", synced_at=now, remote_updated_at=remote_at
             )
             erase_if_configured(Customer.objects.filter(pk=customer.pk))
             customer.refresh_from_db()
-            return customer, "deleted"
+            return customer, Applied.DELETED
         values = merged_values(customer, obj)
         if customer is not None and is_unchanged(customer, obj, values):
             if remote_at != customer.remote_updated_at:  # later events of older data: stale
                 Customer.objects.filter(pk=customer.pk).update(remote_updated_at=remote_at)
-            return customer, "unchanged"
+            return customer, Applied.UNCHANGED
         bookkeeping = {
             "stripe_data": obj,
             "sync_status": status_after_pull(customer),
@@ -155,10 +170,10 @@ def apply_customer(
             (customer,) = Customer.objects.bulk_create(
                 [Customer(stripe_id=stripe_id, **values, **bookkeeping)]
             )
-            return customer, "created"
+            return customer, Applied.CREATED
         Customer.objects.filter(pk=customer.pk).write_from_stripe(**values, **bookkeeping)
         customer.refresh_from_db()
-        return customer, "updated"
+        return customer, Applied.UPDATED
 
 
 def pull_customer(stripe_id: str, *, client: StripeClient | None = None) -> Customer | None:
@@ -174,7 +189,7 @@ def pull_customer(stripe_id: str, *, client: StripeClient | None = None) -> Cust
 @dataclass(frozen=True)
 class Reread:
     customer: Customer | None
-    outcome: str
+    outcome: Applied
     requests: int
 
 
@@ -191,11 +206,11 @@ def reread(stripe_id: str, seen: object, *, client: StripeClient) -> Reread:
                 Customer.objects.filter(stripe_id=stripe_id).update(sync_error=not_found(stripe_id))
             raise
         customer, outcome = apply_customer(obj, Fetched.of(obj), seen=seen)
-        if outcome != "reread":
+        if outcome is not Applied.REREAD:
             return Reread(customer, outcome, attempt)
         assert customer is not None
         seen = customer.synced_at
-    return Reread(customer, "stale", MAX_REREADS)  # written each time: as new as Stripe
+    return Reread(customer, Applied.STALE, MAX_REREADS)  # written each time: as new as Stripe
 
 
 def expansions(prefix: str = "") -> list[str]:

@@ -15,6 +15,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any, Final
 
 from django.core.exceptions import ValidationError
@@ -43,12 +44,27 @@ customer_pushed = Signal()
 customer_push_failed = Signal()
 
 
+class PushOutcome(str, Enum):
+    """What a push did (a ``str``: the value is what tasks return and commands print)."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    DELETED = "deleted"  # Stripe deleted the customer (asked here, or found deleted there)
+    UNCHANGED = "unchanged"  # nothing to send
+    IN_FLIGHT = "in_flight"  # another push holds the request
+    TAKEN_OVER = "taken_over"  # another push took the request over and applied its answer
+    SKIPPED = "skipped"  # not sent: the customer is deleted in Stripe
+    FAILED = "failed"  # Stripe refused it, or it cannot be sent: the row says why
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class PushResult:
-    """``outcome``: created, updated, unchanged, in_flight, failed, deleted, skipped or
-    taken_over (another push took the request over and applied its answer)."""
+    """What ``push_customer`` did to one row."""
 
-    outcome: str
+    outcome: PushOutcome
     customer_pk: int
     still_pending: bool = False
     error: str = ""
@@ -92,7 +108,7 @@ def push_customer(
     except MirrorConflict as exc:  # kept in flight: a retry replays the same create
         Customer.objects.filter(pk=pk).update(sync_status=SyncStatus.FAILED, sync_error=str(exc))
         logger.warning("Push of customer %s failed: %s", pk, exc)
-        return PushResult("failed", pk, error=str(exc))
+        return PushResult(PushOutcome.FAILED, pk, error=str(exc))
 
 
 def _claim(pk: int, owner: str) -> dict[str, Any] | PushResult:
@@ -104,29 +120,29 @@ def _claim(pk: int, owner: str) -> dict[str, Any] | PushResult:
         if intent is not None:
             leased = now - _parse(intent["claimed_at"]) < intent_lease()
             if intent["owner"] != owner and leased and not owner_is_gone(intent):
-                return PushResult("in_flight", pk, still_pending=True)
+                return PushResult(PushOutcome.IN_FLIGHT, pk, still_pending=True)
             intent = {**intent, "owner": owner, "claimed_at": now.isoformat(), **this_process()}
         else:
             if customer.sync_status != SyncStatus.PENDING:
-                return PushResult("unchanged", pk)
+                return PushResult(PushOutcome.UNCHANGED, pk)
             if customer.delete_requested_at is not None and customer.stripe_id:
                 intent = _deletion_intent(customer, owner, now)
                 Customer.objects.filter(pk=pk).update(push_intent=intent)
                 return intent
             if customer.deleted:
-                return PushResult("skipped", pk, error="deleted in Stripe")
+                return PushResult(PushOutcome.SKIPPED, pk, error="deleted in Stripe")
             try:
                 edit = customer.requested_edit()
             except ValidationError as exc:
                 _mark_failed(customer, _validation_message(exc))
-                return PushResult("failed", pk, error=customer.sync_error)
+                return PushResult(PushOutcome.FAILED, pk, error=customer.sync_error)
             method, params = edit.method, edit.params
             one_shot = customer.push_params or {}
             try:  # checked at save for the request then expected; the row may be in Stripe now
                 check_one_shot(one_shot, stripe_id=customer.stripe_id)
             except ValidationError as exc:
                 _mark_failed(customer, _validation_message(exc))
-                return PushResult("failed", pk, error=customer.sync_error)
+                return PushResult(PushOutcome.FAILED, pk, error=customer.sync_error)
             params = {**params, **one_shot}
             if method == "update" and not params:
                 Customer.objects.filter(pk=pk).update(
@@ -136,7 +152,7 @@ def _claim(pk: int, owner: str) -> dict[str, Any] | PushResult:
                     pushed_version=customer.local_version,
                     pending_since=None,
                 )
-                return PushResult("unchanged", pk)
+                return PushResult(PushOutcome.UNCHANGED, pk)
             version = customer.local_version
             intent = {
                 "method": method,
@@ -214,7 +230,7 @@ def _apply_answer(pk: int, intent: dict[str, Any], obj: dict[str, Any]) -> PushR
         customer = Customer.objects.select_for_update().get(pk=pk)
         if (customer.push_intent or {}).get("key") != intent["key"]:
             pending = customer.sync_status == SyncStatus.PENDING
-            return PushResult("taken_over", pk, still_pending=pending)
+            return PushResult(PushOutcome.TAKEN_OVER, pk, still_pending=pending)
         still_pending = customer.local_version > intent["version"]
         verdict = _answer_verdict(customer, intent, obj, fetched)
         if intent["method"] == "create" and _drop_mirror(pk, obj["id"]):
@@ -246,7 +262,8 @@ def _apply_answer(pk: int, intent: dict[str, Any], obj: dict[str, Any]) -> PushR
         _settle(obj["id"], customer.synced_at)
     created = intent["method"] == "create"
     customer_pushed.send(sender=Customer, customer=customer, created=created)
-    return PushResult("created" if created else "updated", pk, still_pending=still_pending)
+    outcome = PushOutcome.CREATED if created else PushOutcome.UPDATED
+    return PushResult(outcome, pk, still_pending=still_pending)
 
 
 def _apply_deletion(pk: int, intent: dict[str, Any], obj: dict[str, Any]) -> PushResult:
@@ -255,7 +272,7 @@ def _apply_deletion(pk: int, intent: dict[str, Any], obj: dict[str, Any]) -> Pus
     with transaction.atomic():
         customer = Customer.objects.select_for_update().get(pk=pk)
         if (customer.push_intent or {}).get("key") != intent["key"]:
-            return PushResult("taken_over", pk)
+            return PushResult(PushOutcome.TAKEN_OVER, pk)
         Customer.objects.filter(pk=pk).write_from_stripe(
             deleted=True,
             stripe_data={**(customer.stripe_data or {}), **obj, "deleted": True},
@@ -270,7 +287,7 @@ def _apply_deletion(pk: int, intent: dict[str, Any], obj: dict[str, Any]) -> Pus
         erase_if_configured(Customer.objects.filter(pk=pk))
         customer.refresh_from_db()
     customer_pushed.send(sender=Customer, customer=customer, created=False)
-    return PushResult("deleted", pk)
+    return PushResult(PushOutcome.DELETED, pk)
 
 
 def _unsent(waiting: dict[str, Any] | None, sent: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -348,7 +365,7 @@ def _handle_missing(
         sync_status=SyncStatus.FAILED,
         sync_error="The customer was deleted in Stripe; local edits were not sent.",
     )
-    return PushResult("deleted", pk, error="deleted in Stripe")
+    return PushResult(PushOutcome.DELETED, pk, error="deleted in Stripe")
 
 
 def _fail(pk: int, message: str, intent: dict[str, Any] | None = None) -> PushResult:
@@ -359,7 +376,7 @@ def _fail(pk: int, message: str, intent: dict[str, Any] | None = None) -> PushRe
             Customer.objects.filter(pk=pk).update(deleted=False, delete_requested_at=None)
             customer.deleted = False
         _mark_failed(customer, message)
-    return PushResult("failed", pk, error=message)
+    return PushResult(PushOutcome.FAILED, pk, error=message)
 
 
 def _mark_failed(customer: Customer, message: str) -> None:

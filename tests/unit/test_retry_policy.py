@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from django_stripe_customers.stripe import APIConnectionError
+from django_stripe_customers.stripe.errors import error_from_response
 from django_stripe_customers.stripe.retry import retry_delay, should_retry
 
 
@@ -135,3 +137,22 @@ def test_retry_after_over_the_cap_is_ignored():
 )
 def test_malformed_or_non_positive_retry_after_is_ignored(value):
     assert delay(1, {"Retry-After": value}) == 1.0
+
+
+@pytest.mark.parametrize("status", [None, 200, 400, 402, 404, 409, 429, 500, 502, 503])
+@pytest.mark.parametrize("header", [None, "true", "false"])
+def test_is_transient_and_should_retry_never_disagree(status, header):
+    """Reported (issue 21's review): "transient" was decided in two places that disagreed on a
+    5xx with ``Stripe-Should-Retry: false`` (the client stopped, the push raised it as
+    transient and the task retried it)."""
+    headers = {} if header is None else {"Stripe-Should-Retry": header}
+    error = (
+        APIConnectionError("no answer", headers=headers)
+        if status is None
+        else error_from_response(status, b"{}", headers)
+    )
+    connection = status is None
+    retried = should_retry(
+        attempt=0, max_retries=1, status=status, headers=headers, connection_error=connection
+    )
+    assert error.is_transient is retried

@@ -222,9 +222,9 @@ class Command(BaseCommand):
             try:
                 result = push_now(pk)
             except StripeError as exc:
-                result = push.PushResult("failed", pk, error=str(exc))
+                result = push.PushResult(push.PushOutcome.FAILED, pk, error=str(exc))
             outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
-            if result.outcome == "failed":
+            if result.outcome is push.PushOutcome.FAILED:
                 failures.append(f"customer {pk}: {result.error}")
             elif named:
                 self.stdout.write(_described(pk, result))
@@ -341,20 +341,20 @@ class Command(BaseCommand):
 
 #: What ``push <id>`` says of each outcome.
 _OUTCOMES: Final = {
-    "created": "created in Stripe",
-    "updated": "updated in Stripe",
-    "deleted": "deleted in Stripe",
-    "unchanged": "nothing to send (not pending, or Stripe already has every edit)",
-    "in_flight": "another push holds its request in flight; it is resent with the same key",
-    "skipped": "not sent",
-    "taken_over": "another push took its request over and stored the answer",
+    push.PushOutcome.CREATED: "created in Stripe",
+    push.PushOutcome.UPDATED: "updated in Stripe",
+    push.PushOutcome.DELETED: "deleted in Stripe",
+    push.PushOutcome.UNCHANGED: "nothing to send (not pending, or Stripe already has every edit)",
+    push.PushOutcome.IN_FLIGHT: "another push holds its request in flight (resent, same key)",
+    push.PushOutcome.SKIPPED: "not sent",
+    push.PushOutcome.TAKEN_OVER: "another push took its request over and stored the answer",
 }
 
 
 def _described(pk: int, result: push.PushResult) -> str:
     """One line for ``push <id>``: what happened to that customer."""
     stripe_id = Customer.objects.filter(pk=pk).values_list("stripe_id", flat=True).first()
-    what = _OUTCOMES.get(result.outcome, result.outcome)
+    what = _OUTCOMES.get(result.outcome, str(result.outcome))
     reason = f" ({result.error})" if result.error else ""
     more = "; edited meanwhile, pushed next" if result.still_pending else ""
     return f"customer {pk}{f' ({stripe_id})' if stripe_id else ''}: {what}{reason}{more}"
