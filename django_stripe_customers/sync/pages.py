@@ -25,12 +25,12 @@ from django.utils import timezone as django_timezone
 from ..clients import get_client
 from ..models import Customer
 from ..stripe import InvalidRequestError, PageData, StripeClient
+from . import listing
 from .freshness import Verdict, newest
 from .pull import (
     NOT_A_REREAD,
     Applied,
     Fetched,
-    expansions,
     is_unchanged,
     merged_values,
     not_found,
@@ -39,8 +39,6 @@ from .pull import (
     verdict_for,
 )
 from .upsert import upsert
-
-PAGE_SIZE: Final = 100
 
 #: Written on every upserted row, besides the mirrored attributes.
 _BOOKKEEPING: Final = (
@@ -98,7 +96,7 @@ def pull_range(
     started = time.monotonic()
     result = PullResult() if result is None else result
     one_pass = RangePass(created_gte, created_lt, result, client)
-    for page in _pages(client, range_params(created_gte, created_lt), result):
+    for page in _pages(client, created_gte, created_lt, result):
         one_pass.apply(page)
         result.seconds = time.monotonic() - started
         if progress is not None:
@@ -106,16 +104,6 @@ def pull_range(
     one_pass.finish()
     result.seconds = time.monotonic() - started
     return result
-
-
-def range_params(created_gte: int | None, created_lt: int | None) -> dict[str, Any]:
-    """The list parameters of ``[created_gte, created_lt)`` (None: unbounded)."""
-    params: dict[str, Any] = {}
-    if created_gte is not None:
-        params["created[gte]"] = created_gte
-    if created_lt is not None:
-        params["created[lt]"] = created_lt
-    return params
 
 
 class RangePass:
@@ -152,10 +140,11 @@ def _datetime(value: int | datetime | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(as_timestamp(value), tz=timezone.utc)
 
 
-def _pages(client: StripeClient, params: dict[str, Any], result: PullResult) -> Iterator[PageData]:
+def _pages(
+    client: StripeClient, created_gte: int | None, created_lt: int | None, result: PullResult
+) -> Iterator[PageData]:
     """Non-empty pages of the customer list, counting requests; one page in memory at a time."""
-    query = {**params, "limit": PAGE_SIZE}
-    for data in client.iter_pages("/v1/customers", query, expand=expansions("data.")):
+    for data in listing.pages(client, created_gte, created_lt):
         result.requests += 1
         if data:
             result.pages += 1

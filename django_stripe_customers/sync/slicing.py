@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ..stripe import PageData, StripeClient
-from .pull import expansions
+from . import listing
+from .listing import PAGE_SIZE
 
-PAGE_SIZE: Final = 100
 #: Pages a new slice should hold: fewer slices (each ends on a partial page) against balance.
 SLICE_PAGES: Final = 5
 #: The smallest span of ``created`` (seconds) worth cutting in two.
@@ -68,11 +68,8 @@ class Start:
 def start(client: StripeClient, low: int, high: int, *, count: Callable[[], None]) -> Start:
     """List the newest page of ``[low, high)``; ``count`` is called per request sent."""
     count()
-    params: dict[str, Any] = {"created[gte]": low, "created[lt]": high, "limit": PAGE_SIZE}
-    answer = client.request("GET", "/v1/customers", params, expand=expansions("data."))
-    head = PageData(answer.get("data") or [])
-    head.last_response = answer.last_response
-    if not head or not answer.get("has_more"):
+    head = listing.first_page(client, low, high)
+    if not head or not head.has_more:
         return Start(head, Slice(0, low, high, done=True), Board(low, low, 1.0))
     newest, boundary = head[0]["created"], head[-1]["created"]
     # The head holds every customer newer than ``boundary``; those of that very second go with

@@ -17,13 +17,13 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from django.db import connection
 
 from ..stripe import PageData, StripeClient
-from .pages import PAGE_SIZE, Progress, PullResult, RangePass, range_params
-from .pull import expansions
+from . import listing
+from .pages import Progress, PullResult, RangePass
 from .slicing import Board, Slice, start
 
 #: How long a stream waits to hand over a page before looking whether the pull was stopped.
@@ -241,8 +241,7 @@ def _fetch(
     try:
         while not stop.is_set() and (piece := board.take()) is not None:
             inbox = inboxes[piece.number % len(inboxes)]
-            query: dict[str, Any] = {**range_params(piece.low, piece.high), "limit": PAGE_SIZE}
-            for data in client.iter_pages("/v1/customers", query, expand=expansions("data.")):
+            for data in listing.pages(client, piece.low, piece.high):
                 requests.add()
                 kept = board.advance(piece, data)
                 if kept and not _hand_over(inbox, _Message(piece, kept), stop):
