@@ -104,7 +104,7 @@ def push_customer(
     if intent["method"] == "delete":
         return _apply_deletion(pk, intent, obj)
     try:
-        return _apply_answer(pk, intent, obj)
+        return _apply_answer(client, pk, intent, obj)
     except MirrorConflict as exc:  # kept in flight: a retry replays the same create
         Customer.objects.filter(pk=pk).update(sync_status=SyncStatus.FAILED, sync_error=str(exc))
         logger.warning("Push of customer %s failed: %s", pk, exc)
@@ -217,7 +217,9 @@ def _send(client: StripeClient, intent: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def _apply_answer(pk: int, intent: dict[str, Any], obj: dict[str, Any]) -> PushResult:
+def _apply_answer(
+    client: StripeClient, pk: int, intent: dict[str, Any], obj: dict[str, Any]
+) -> PushResult:
     """Step 3: Stripe's answer becomes the snapshot; newer local edits stay pending.
 
     Only the push that holds the request applies its answer (a push that took it over may have
@@ -259,7 +261,7 @@ def _apply_answer(pk: int, intent: dict[str, Any], obj: dict[str, Any]) -> PushR
         )
         customer.refresh_from_db()
     if verdict is Verdict.REREAD:
-        _settle(obj["id"], customer.synced_at)
+        _settle(client, obj["id"], customer.synced_at)
     created = intent["method"] == "create"
     customer_pushed.send(sender=Customer, customer=customer, created=created)
     outcome = PushOutcome.CREATED if created else PushOutcome.UPDATED
@@ -338,10 +340,10 @@ def _answer_verdict(
     return verdict_for(customer, obj, fetched, NOT_A_REREAD)
 
 
-def _settle(stripe_id: str, seen: object) -> None:
+def _settle(client: StripeClient, stripe_id: str, seen: object) -> None:
     """Retrieve a customer whose pushed answer could not be ordered against the row's data."""
     try:
-        reread(stripe_id, seen, client=get_client())
+        reread(stripe_id, seen, client=client)
     except StripeError as exc:  # the push is done; the next event or pull settles the row
         logger.warning("Could not retrieve customer %s after its push: %s", stripe_id, exc)
 

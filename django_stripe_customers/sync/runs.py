@@ -128,12 +128,21 @@ def _slices_for_workers(board: Board, count: int, rest_streams: int) -> list[tup
     return slices
 
 
-def pull_slice(created_gte: int, created_lt: int, streams: int, result: PullResult) -> None:
-    """One slice of a partitioned pull, in one stream or in ``streams`` (``sync.streams``)."""
+def pull_slice(
+    created_gte: int,
+    created_lt: int,
+    streams: int,
+    result: PullResult,
+    *,
+    client: StripeClient | None = None,
+) -> None:
+    """One slice of a partitioned pull, in one stream or in ``streams`` (``sync.streams``),
+    through ``client`` (by default the settings' one)."""
+    stripe = client or get_client()
     if streams > 1:
-        pull_streams(created_gte, created_lt, streams, client=get_client(), result=result)
+        pull_streams(created_gte, created_lt, streams, client=stripe, result=result)
     else:
-        pull_range(created_gte, created_lt, result=result)
+        pull_range(created_gte, created_lt, client=stripe, result=result)
 
 
 #: Stripe's launch: no customer is older, so an unbounded range starts here.

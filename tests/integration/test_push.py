@@ -187,7 +187,9 @@ def test_edits_saved_while_a_push_is_in_flight_go_in_the_next_push(stripe_settin
     edited.save()
     assert push_customer(customer.pk, owner="task-b").outcome == "in_flight"
 
-    result = push._apply_answer(customer.pk, intent, push._send(get_client(), intent))
+    result = push._apply_answer(
+        get_client(), customer.pk, intent, push._send(get_client(), intent)
+    )
 
     assert result.still_pending
     customer.refresh_from_db()
@@ -477,7 +479,7 @@ def test_a_taken_over_push_does_not_apply_its_answer_twice(stripe_settings, sett
     customer_pushed.connect(record)
     try:
         assert push_customer(customer.pk, owner="task-second").outcome == "created"
-        late = push._apply_answer(customer.pk, first, answer)
+        late = push._apply_answer(get_client(), customer.pk, first, answer)
     finally:
         customer_pushed.disconnect(record)
 
