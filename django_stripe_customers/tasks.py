@@ -141,8 +141,8 @@ def push_customer_task(self: Task[Any, Any], customer_pk: int) -> str:
     try:
         return push_now(customer_pk, owner=owner).outcome.value
     except StripeError as exc:
-        _retry_if_due(self, exc, partial(push.note_next_attempt, customer_pk))
-        push.release(customer_pk, owner)  # given up: the next push resends it now, same key
+        _retry_if_due(self, exc, partial(outbox.note_next_attempt, customer_pk))
+        outbox.release(customer_pk, owner)  # given up: the next push resends it now, same key
         raise
 
 
@@ -287,7 +287,7 @@ def _inline_push(pk: int) -> None:
         push_now(pk, owner=_inline_owner(pk))
     except StripeError as exc:  # transient: the row stays pending, the timer retries it
         logger.warning("The push of customer %s will be retried: %s", pk, exc)
-        push.note_next_attempt(pk, _sweep_interval())
+        outbox.note_next_attempt(pk, _sweep_interval())
         _retry_inline_later()
     _inline_sweep()
 
@@ -337,7 +337,7 @@ def _inline_sweep(*, force: bool = False) -> None:
             push.push_customer(pk, owner=_inline_owner(pk))
         except StripeError as exc:
             logger.warning("The push of customer %s will be retried: %s", pk, exc)
-            push.note_next_attempt(pk, seconds)
+            outbox.note_next_attempt(pk, seconds)
             left = True
     overdue_events = events.overdue_events(seconds).order_by("created", "id")
     for pk in overdue_events.values_list("pk", flat=True)[:100]:

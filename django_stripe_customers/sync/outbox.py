@@ -2,8 +2,9 @@
 
 The row is the outbox (``push``): a pending row is an edit not yet in Stripe, and a recorded
 ``push_intent`` a request sent and not yet answered. Here: the rows the sweep re-sends
-(``overdue``) and the admin warns about (``stuck``), and how long a push owns its request
-before another may resend it (``intent_lease``, ``owner_is_gone``).
+(``overdue``) and the admin warns about (``stuck``); how long a push owns its request before
+another may resend it (``intent_lease``, ``owner_is_gone``), and a holder giving it up
+(``release``); when a push Stripe did not take yet is tried again (``note_next_attempt``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import socket
 from datetime import timedelta
 from typing import Any, Final
 
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -84,3 +86,26 @@ def stuck(older_than: float) -> QuerySet[Customer]:
         sync_status__in=(SyncStatus.PENDING, SyncStatus.FAILED),
         pending_since__lt=threshold,
     )
+
+
+def release(pk: int, owner: str) -> None:
+    """``owner`` gives up the request it holds in flight (its retries ran out): the next push
+    of the row takes it over at once and resends it with the same key, without waiting out
+    the lease."""
+    with transaction.atomic():
+        row = Customer.objects.select_for_update().filter(pk=pk)
+        intent = row.values_list("push_intent", flat=True).first()
+        if intent and intent.get("owner") == owner:
+            row.update(push_intent={**intent, "owner": "", "claimed_at": RELEASED_AT})
+
+
+#: ``claimed_at`` of a released request: older than any lease.
+RELEASED_AT: Final = "1970-01-01T00:00:00+00:00"
+
+
+def note_next_attempt(pk: int, seconds: float) -> None:
+    """Record when the push of row ``pk``, which Stripe did not take yet, is tried again (the
+    admin's sync panel and ``status`` show it). The caller knows: the task's backoff, the
+    sweep's interval."""
+    at = timezone.now() + timedelta(seconds=seconds)
+    Customer.objects.filter(pk=pk, sync_status=SyncStatus.PENDING).update(next_attempt_at=at)

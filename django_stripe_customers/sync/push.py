@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import Enum
-from typing import Any, Final
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -174,21 +174,6 @@ def _claim(pk: int, owner: str) -> dict[str, Any] | PushResult:
             }
         Customer.objects.filter(pk=pk).update(push_intent=intent)
     return intent
-
-
-def release(pk: int, owner: str) -> None:
-    """``owner`` gives up the request it holds in flight (its retries ran out): the next push
-    of the row takes it over at once and resends it with the same key, without waiting out
-    the lease."""
-    with transaction.atomic():
-        row = Customer.objects.select_for_update().filter(pk=pk)
-        intent = row.values_list("push_intent", flat=True).first()
-        if intent and intent.get("owner") == owner:
-            row.update(push_intent={**intent, "owner": "", "claimed_at": RELEASED_AT})
-
-
-#: ``claimed_at`` of a released request: older than any lease.
-RELEASED_AT: Final = "1970-01-01T00:00:00+00:00"
 
 
 def _deletion_intent(customer: Customer, owner: str, now: datetime) -> dict[str, Any]:
@@ -388,14 +373,6 @@ def _mark_failed(customer: Customer, message: str) -> None:
     customer.sync_status, customer.sync_error = SyncStatus.FAILED, message
     logger.warning("Push of customer %s failed: %s", customer.pk, message)
     customer_push_failed.send(sender=Customer, customer=customer, error=message)
-
-
-def note_next_attempt(pk: int, seconds: float) -> None:
-    """Record when the push of row ``pk``, which Stripe did not take yet, is tried again (the
-    admin's sync panel and ``status`` show it). The caller knows: the task's backoff, the
-    sweep's interval."""
-    at = timezone.now() + timedelta(seconds=seconds)
-    Customer.objects.filter(pk=pk, sync_status=SyncStatus.PENDING).update(next_attempt_at=at)
 
 
 def _describe_transient(exc: StripeError) -> str:
