@@ -44,7 +44,7 @@ def owned(editor: int) -> tuple[list[str], str | None]:
 def run_editor(args: argparse.Namespace) -> None:
     """One editor process: edits, then prints its last committed values as JSON."""
     sys.path.insert(0, str(ROOT / "scripts"))
-    from soak_push import setup_django
+    from soak_django import setup_django
 
     setup_django(args.db, args.api_base, args)
     from django.db import OperationalError
