@@ -119,6 +119,21 @@ class CustomerAdmin(_CustomerModelAdmin):
             return  # nothing changed on this page: nothing to write, nothing to push
         obj.save(stripe_params=form.stripe_params(), update_fields=written)
 
+    def delete_model(self, request: HttpRequest, obj: Customer) -> None:
+        """Deleting a customer that is in Stripe deletes it there, through the outbox; the row
+        stays, flagged deleted (``deletion``). The message says which happened."""
+        in_stripe = bool(obj.stripe_id or obj.push_intent) and not obj.deleted
+        obj.delete()
+        if in_stripe:
+            self.message_user(
+                request,
+                _(
+                    "Its deletion is sent to Stripe (the sync panel shows it until Stripe has "
+                    "taken it); the row is kept, flagged deleted, with its link to its user."
+                ),
+                messages.INFO,
+            )
+
     def has_change_permission(self, request: HttpRequest, obj: Customer | None = None) -> bool:
         """A customer deleted in Stripe is shown read-only (its sync panel says why): Stripe
         takes no edit of it, as the API's 409 says too."""

@@ -44,8 +44,8 @@ def upsert(rows: Sequence[Mapping[str, Any]], update: Iterable[str]) -> None:
             params = [value for row in batch for value in _values(row)]
             with connection.cursor() as cursor:
                 cursor.execute(_values_statement(len(batch), updated), params)
-    else:
-        Customer.objects.bulk_create(
+    else:  # Django's own bulk_create: what Stripe sent is written as it is, never pushed
+        Customer._base_manager.bulk_create(
             [Customer(**row) for row in rows],
             update_conflicts=True,
             unique_fields=["stripe_id"],
