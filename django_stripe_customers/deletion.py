@@ -75,8 +75,9 @@ def delete_rows(queryset: models.QuerySet[Customer]) -> Deletion:
             else:
                 remote.append(pk)
         removed = 0
-        if gone:
-            removed, _ = models.QuerySet.delete(model._base_manager.filter(pk__in=gone))
+        if gone:  # Django's delete: rows of your models pointing at them cascade as declared
+            _, by_model = models.QuerySet.delete(model._base_manager.filter(pk__in=gone))
+            removed = by_model.get(model._meta.label, 0)
         if remote:
             models.QuerySet.update(
                 model._base_manager.filter(pk__in=remote),
