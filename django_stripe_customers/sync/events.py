@@ -24,12 +24,14 @@ from django.utils import timezone as django_timezone
 
 from ..clients import get_client
 from ..conf import get_setting, key_is_live
+from ..descriptions import CUSTOMERS
 from ..models import WebhookEvent
 from ..stripe import StripeClient
 from . import event_shape
 from .pull import NOT_A_REREAD, Applied, Fetched, apply_customer, reread
 
-CUSTOMER_EVENTS: Final = frozenset({"customer.created", "customer.updated", "customer.deleted"})
+#: The event types applied here (``customer.created``, ``.updated``, ``.deleted``).
+CUSTOMER_EVENTS: Final = CUSTOMERS.events
 Status = WebhookEvent.Status
 
 
@@ -157,7 +159,7 @@ FINAL: Final = (Status.PROCESSED, Status.STALE, Status.IGNORED, Status.REFUSED)
 
 def _process(event: WebhookEvent, client: StripeClient | None) -> str:
     obj: dict[str, Any] = event.payload["data"]["object"]
-    if event.type == "customer.deleted":
+    if event.type == CUSTOMERS.deleted_event:
         obj = {"id": obj["id"], "object": "customer", "deleted": True}
     elif get_setting("WEBHOOK_REFETCH"):
         return _apply_fresh(event.pk, obj["id"], NOT_A_REREAD, client)
@@ -274,7 +276,7 @@ def catch_up(since: int | datetime, *, client: StripeClient | None = None) -> Ca
 def _events_since(
     client: StripeClient, since: int, result: CatchUpResult
 ) -> Iterator[dict[str, Any]]:
-    params = {"type": "customer.*", "created": {"gte": since}, "limit": 100}
+    params = {"type": CUSTOMERS.event_filter, "created": {"gte": since}, "limit": 100}
     for data in client.iter_pages("/v1/events", params):
         result.requests += 1
         yield from data

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Final
 
+from ..descriptions import CUSTOMERS
 from ..stripe import PageData, StripeClient
 from .pull import expansions
 
-PATH: Final = "/v1/customers"
+PATH: Final = CUSTOMERS.path
 #: Stripe's largest page.
 PAGE_SIZE: Final = 100
 

@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "deletion": 4,
     "managers": 4,
     "records": 4,
+    "descriptions": 4,
     "models": 4,
     "migrations": 4,
     "sync": 5,
