@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 from django.db import models, transaction
 from django.utils import timezone
 
-from .bookkeeping import SyncStatus, marked_pending, pending_update
+from .bookkeeping import SyncStatus
 from .conf import get_setting
 
 if TYPE_CHECKING:
@@ -78,15 +78,9 @@ def delete_rows(queryset: models.QuerySet[Customer]) -> Deletion:
         if gone:  # Django's delete: rows of your models pointing at them cascade as declared
             _, by_model = models.QuerySet.delete(model._base_manager.filter(pk__in=gone))
             removed = by_model.get(model._meta.label, 0)
-        if remote:
-            models.QuerySet.update(
-                model._base_manager.filter(pk__in=remote),
-                deleted=True,
-                delete_requested_at=timezone.now(),
-                **pending_update(),
-            )
-    if remote:
-        marked_pending.send(sender=model, pks=remote, using=queryset.db)
+        if remote:  # an edit like the others: marked pending, its push scheduled on commit
+            asked = model._default_manager.db_manager(queryset.db).filter(pk__in=remote)
+            asked._write_pending(deleted=True, delete_requested_at=timezone.now())
     return Deletion(removed=removed, requested=len(remote) + len(already))
 
 

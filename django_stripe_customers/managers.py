@@ -49,13 +49,19 @@ class CustomerQuerySet(models.QuerySet["Customer"]):
         validate_customer_fields(
             {name: kwargs[name] for name in edited if not _is_expression(kwargs[name])}
         )
-        with transaction.atomic(using=self.db):
-            pks = list(self.values_list("pk", flat=True))
-            count = super().update(**{**pending_update(), **kwargs})  # given bookkeeping wins
-        marked_pending.send(sender=self.model, pks=pks, using=self.db)
-        return count
+        return self._write_pending(**kwargs)
 
     update.alters_data = True  # type: ignore[attr-defined]
+
+    def _write_pending(self, **columns: Any) -> int:
+        """One ``UPDATE`` of ``columns`` (bookkeeping given there wins) that also marks these
+        rows as edited locally; their pushes are scheduled for the commit. The one way rows are
+        marked outside ``save()``: ``update()``, ``mark_pending()``, a deletion asked here."""
+        with transaction.atomic(using=self.db):
+            pks = list(self.values_list("pk", flat=True))
+            count = models.QuerySet.update(self, **{**pending_update(), **columns})
+        marked_pending.send(sender=self.model, pks=pks, using=self.db)
+        return count
 
     def create(self, **kwargs: Any) -> Customer:
         """``create()``; ``stripe_params=`` as ``save(stripe_params=...)`` takes them."""
@@ -147,13 +153,7 @@ class CustomerQuerySet(models.QuerySet["Customer"]):
     def mark_pending(self) -> int:
         """Mark these rows as edited locally and schedule their push (for rows changed by raw
         SQL, which nothing here sees); returns how many rows were marked."""
-        with transaction.atomic(using=self.db):
-            pks = list(self.values_list("pk", flat=True))
-            count = models.QuerySet.update(
-                self.model._default_manager.filter(pk__in=pks), **pending_update()
-            )
-        marked_pending.send(sender=self.model, pks=pks, using=self.db)
-        return count
+        return self._write_pending()
 
 
 _BaseCustomerManager = models.Manager.from_queryset(CustomerQuerySet)

@@ -276,9 +276,7 @@ class Customer(models.Model):
     def _refuse_edits_of_deleted(self, written: Any) -> None:
         """Stripe takes no edit of a deleted customer: one rule for every door (the admin
         shows it read-only, the API answers 409). Its owner link may still change."""
-        edited = sorted(
-            set(ONE_SHOT_NAMES | set(schema.PUSHABLE)) & set(written or schema.PUSHABLE)
-        )
+        edited = sorted((ONE_SHOT_NAMES | set(schema.PUSHABLE)) & set(written or schema.PUSHABLE))
         if edited:
             message = _("%(field)s: the customer was deleted in Stripe; it cannot be edited")
             raise ValidationError(

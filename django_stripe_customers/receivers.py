@@ -3,8 +3,9 @@
 Connected by ``AppConfig.ready()``. A save marks the row pending in the same statement (no
 extra query, no commit); once the transaction commits, the push runs as ``PUSH_MODE`` says.
 Rows marked pending outside ``save()`` (bulk writes: ``managers``) and the slices of a
-partitioned pull are scheduled the same way. The pull code writes with ``QuerySet.update`` and
-``bulk_create``, which send no signals, so a pull never marks a row pending (no echo).
+partitioned pull are scheduled the same way. The pull code writes with ``write_from_stripe``
+and ``bulk_create`` of synced rows, which mark nothing, so a pull never marks a row pending (no
+echo).
 """
 
 from __future__ import annotations

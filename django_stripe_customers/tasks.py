@@ -40,10 +40,8 @@ TASK_RETRY_INITIAL: Final = 5.0
 TASK_RETRY_MAX: Final = 300.0
 
 
-def _retry_or_raise(
-    task: Task[Any, Any], exc: StripeError, on_retry: Callable[[float], None] | None = None
-) -> NoReturn:
-    _retry_if_due(task, exc, on_retry)
+def _retry_or_raise(task: Task[Any, Any], exc: StripeError) -> NoReturn:
+    _retry_if_due(task, exc)
     raise exc
 
 
@@ -314,9 +312,7 @@ def _inline_retry_round() -> bool:
     if dispatch.push_mode() != "inline":  # the settings changed (tests): Celery's turn
         return False
     _inline_sweep(force=True)
-    seconds = _sweep_interval()
-    left = outbox.overdue(0).exists() or events.overdue_events(seconds).exists()
-    return left
+    return outbox.overdue(0).exists() or events.overdue_events(_sweep_interval()).exists()
 
 
 _last_inline_sweep = 0.0

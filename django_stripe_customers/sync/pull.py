@@ -1,10 +1,10 @@
 """Stripe -> database: map one object, apply it to its row, reconcile one id.
 
-Pulling writes with ``QuerySet.update`` and ``bulk_create``, which send no model signals, so
-nothing pulled is ever pushed back to Stripe (no echo). Fields with unpushed local edits are
-kept (the three-way ``merge``). Data older than what the row holds is not applied, and data
-whose order against the row cannot be told is retrieved again (``freshness``). The whole
-list, page by page, is ``pages``.
+Pulling writes with ``write_from_stripe`` and ``bulk_create`` of synced rows, which mark
+nothing pending, so nothing pulled is ever pushed back to Stripe (no echo). Fields with
+unpushed local edits are kept (the three-way ``merge``). Data older than what the row holds is
+not applied, and data whose order against the row cannot be told is retrieved again
+(``freshness``). The whole list, page by page, is ``pages``.
 """
 
 from __future__ import annotations
