@@ -11,6 +11,8 @@ tests/support/html_forms.py:
 - ``admin_delete``: a superuser deletes the customer on the admin's delete page.
 - ``create_with_payment_method`` (CUSTOMER_ID ``new``): a sign-up creates a customer with the
   card its form collected (``stripe_params``) and a tax id.
+- ``bulk_create_then_delete`` (CUSTOMER_ID ``new``): two customers made with ``bulk_create``
+  (pushed inline on commit), then one of them deleted with ``delete()``.
 
 Prints one JSON line: the status code and the customer's row afterwards. Only Django, the
 installed app and html_forms are importable here, nothing of the test suite.
@@ -86,6 +88,16 @@ def create_with_payment_method() -> Customer:
     return customer
 
 
+def bulk_create_then_delete() -> dict[str, object]:
+    made = Customer.objects.bulk_create([Customer(email=f"bulk{n}@example.com") for n in range(2)])
+    rows = [Customer.objects.get(pk=row.pk) for row in made]  # inline: pushed by now
+    assert all(row.stripe_id and row.sync_status == "synced" for row in rows), rows
+    rows[1].delete()
+    gone = Customer.objects.get(pk=rows[1].pk)
+    assert gone.deleted, "kept as a tombstone"
+    return {"status": 200, "kept": rows[0].stripe_id, "deleted_id": gone.stripe_id}
+
+
 ACTIONS = {
     "admin_edit": admin_edit,
     "api_patch_as_viewer": api_patch_as_viewer,
@@ -95,6 +107,9 @@ ACTIONS = {
 
 if __name__ == "__main__":
     action, stripe_id = sys.argv[1], sys.argv[2]
+    if action == "bulk_create_then_delete":
+        print(json.dumps(bulk_create_then_delete()))
+        sys.exit(0)
     if action == "create_with_payment_method":
         made = create_with_payment_method()
         stripe_id, status = made.stripe_id, 201 if made.push_params is None else 500

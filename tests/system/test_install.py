@@ -169,6 +169,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     for what, body in blocks[1:3]:
         target = run.directory / "mysite" / what.removeprefix("append to ")
         target.write_text(target.read_text() + "\n\n" + body)
+    # as users' projects are: not on UTC (startproject's default)
+    settings_file = run.directory / "mysite" / "settings.py"
+    settings_file.write_text(settings_file.read_text() + '\nTIME_ZONE = "America/Chicago"\n')
     for helper in ("in_project.py", "html_forms.py"):
         shutil.copy(SUPPORT / helper, run.directory / helper)
 
@@ -202,7 +205,7 @@ def test_the_wheel_installs_without_warnings_and_says_its_licence(project):
         assert any(n.endswith(".dist-info/licenses/LICENSE") for n in archive.namelist())
     assert "License-Expression: MIT" in metadata
     assert "Provides-Extra: redis" in metadata, "pip install django-stripe-customers[redis]"
-    assert "Requires-Dist: celery[redis]>=5.3; extra == \"redis\"" in metadata
+    assert 'Requires-Dist: celery[redis]>=5.3; extra == "redis"' in metadata
     where = project.run(project.venv / "bin" / "python", "-c",
                         "import django_stripe_customers, django; "
                         "print(django_stripe_customers.__file__, django.__version__)")  # fmt: skip
@@ -275,3 +278,14 @@ def test_a_customer_is_created_with_a_payment_method_and_a_tax_id(project):
     )
     (tax_id,) = response.json()["tax_ids"]["data"]
     assert tax_id["value"] == "DE123456789", "sent with the create"
+
+
+def test_bulk_created_customers_reach_stripe_and_one_deleted_is_deleted_there(project):
+    made = project.in_project("bulk_create_then_delete", "new")
+    assert made["status"] == 200, made
+    kept, deleted = made["kept"], made["deleted_id"]
+    assert project.stripe_customer(kept)["email"] == "bulk0@example.com"
+    deadline = time.monotonic() + 5
+    while not project.stripe_customer(deleted).get("deleted"):
+        assert time.monotonic() < deadline, "the deletion never reached Stripe"
+        time.sleep(0.2)
