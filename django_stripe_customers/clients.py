@@ -16,7 +16,7 @@ from .ratelimits import forget_limiters, limiter_for
 from .stripe import StripeClient
 
 #: Distinct configurations kept at once (e.g. one per connected account); oldest dropped first.
-_MAX_CACHED = 32
+_MAX_CACHED = 64
 _SETTINGS = {
     "api_key": "API_KEY",
     "api_base": "API_BASE",

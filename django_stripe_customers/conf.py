@@ -25,14 +25,20 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "API_BASE": "https://api.stripe.com",
     # The API version this package's field mapping and tests are pinned to.
     "API_VERSION": schema.API_VERSION,
-    # Act on a connected account (Stripe Connect); sent as the Stripe-Account header.
+    # Mirror one connected account (Stripe Connect) instead of the key's own; sent as the
+    # Stripe-Account header. ACCOUNTS says more: several keys, modes and connected accounts.
     "STRIPE_ACCOUNT": None,
+    # The keys and the accounts mirrored through each (see ``accounts``); None: API_KEY's own
+    # account (or STRIPE_ACCOUNT), as a list of one entry.
+    "ACCOUNTS": None,
     # Seconds before a request to Stripe is abandoned (connect and read).
     "TIMEOUT": 30.0,
     # Retries of one request on transient failures (so MAX_RETRIES + 1 tries in all).
     "MAX_RETRIES": 2,
     # Webhook signing secrets (whsec_...); several, so a secret can be rotated without downtime.
     "WEBHOOK_SECRETS": [],
+    # Signing secrets of a Connect webhook endpoint (events of the connected accounts).
+    "CONNECT_WEBHOOK_SECRETS": [],
     # Maximum age, in seconds, of a webhook signature's timestamp.
     "WEBHOOK_TOLERANCE": 300,
     # Retrieve the customer fresh when processing an event instead of trusting its payload.

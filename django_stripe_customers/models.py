@@ -13,16 +13,18 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connections, models, transaction
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
 from . import schema
+from .accounts import default_livemode, default_stripe_account
 from .bookkeeping import SAVE_TRACKING_FIELDS, SYNC_COLUMNS, SyncStatus, marked_pending
 from .deletion import delete_rows, erase
 from .edits import ONE_SHOT, Edit, check_edit, check_one_shot
 from .managers import CustomerManager, CustomerQuerySet
 from .metadata_patch import SUPPORTED, MetadataPatch, key_changes
-from .records import ID_LENGTH, PullRun, WebhookEvent
+from .records import ID_LENGTH, PullRun, StripeAccount, WebhookEvent
 from .saved_fields import (
     LOADED_ATTRIBUTE,
     changed_fields,
@@ -40,6 +42,7 @@ __all__ = [
     "CustomerManager",
     "CustomerQuerySet",
     "PullRun",
+    "StripeAccount",
     "SyncStatus",
     "WebhookEvent",
     "marked_pending",
@@ -53,7 +56,7 @@ def column(attribute: str, **options: Any) -> models.Field[Any, Any]:
     role = schema.ROLES[attribute]
     kind = role["column"]
     if kind == "boolean" and not role["nullable"]:
-        return models.BooleanField(default=False, **options)
+        return models.BooleanField(**{"default": False, **options})
     empty: dict[str, Any] = {"null": True, "blank": True}
     if kind == "char":
         choices = [(value, value) for value in role["choices"]] or None
@@ -72,6 +75,17 @@ class Customer(models.Model):
 
     stripe_id = models.CharField(
         _("Stripe id"), max_length=ID_LENGTH, unique=True, null=True, blank=True, editable=False
+    )
+    # The account the customer lives in, with ``livemode`` its mode: null for the own account
+    # of the first key of its mode, else its acct_ id (``accounts``). Fixed once in Stripe.
+    stripe_account = models.CharField(  # noqa: DJ001 (null: the key's own account)
+        _("Stripe account"),
+        max_length=ID_LENGTH,
+        null=True,
+        blank=True,
+        default=default_stripe_account,
+        db_index=True,
+        help_text=_("Empty: the API key's own account; else the connected account (acct_...)."),
     )
 
     # Attributes of Stripe's Customer object, under their API names (``schema.MIRRORED``);
@@ -93,7 +107,11 @@ class Customer(models.Model):
     invoice_credit_balance = column("invoice_credit_balance")
     invoice_prefix = column("invoice_prefix")
     invoice_settings = column("invoice_settings")
-    livemode = column("livemode")
+    livemode = column(
+        "livemode",
+        default=default_livemode,
+        help_text=_("Live or test mode; a new row takes its account's mode (``ACCOUNTS``)."),
+    )
     metadata = column("metadata", default=dict)
     name = column("name")
     next_invoice_sequence = column("next_invoice_sequence")
@@ -179,10 +197,12 @@ class Customer(models.Model):
         ordering = ("-created", "-id")
         constraints = [
             models.UniqueConstraint(
-                fields=["user"],
+                F("user"),
+                Coalesce("stripe_account", Value("")),
+                F("livemode"),
                 condition=Q(deleted=False),
                 name="stripe_customers_one_live_customer_per_user",
-                violation_error_message=_("This user already has a customer."),
+                violation_error_message=_("This user already has a customer in this account."),
             )
         ]
 
@@ -227,6 +247,8 @@ class Customer(models.Model):
             changed = changed_fields(self, USER_FIELDS)
             if changed is not None:
                 kwargs["update_fields"] = {*changed, *SAVE_TRACKING_FIELDS}
+        if not self._state.adding:
+            self._refuse_moving(kwargs.get("update_fields"))
         if self.deleted and not self._state.adding:
             self._refuse_edits_of_deleted(kwargs.get("update_fields"))
         self._check_as_assigned(kwargs.get("update_fields"))
@@ -272,6 +294,28 @@ class Customer(models.Model):
             self._refuse_edits_of_deleted(params)
         check_one_shot(params, stripe_id=stripe_id)
         models.QuerySet.update(rows, push_params={**(waiting or {}), **params})
+
+    def _refuse_moving(self, written: Any) -> None:
+        """A customer in Stripe stays in its account and mode: Stripe cannot move it, so a
+        save that would (``stripe_account``, ``livemode``) is refused, naming the field."""
+        moved = [
+            name
+            for name in ACCOUNT_FIELDS
+            if (written is None or name in written)
+            and getattr(self, name) != loaded_value(self, name, getattr(self, name))
+        ]
+        in_stripe = type(self)._base_manager.filter(pk=self.pk, stripe_id__isnull=False)
+        if moved and in_stripe.exists():
+            message = _(
+                "%(field)s: the customer exists in Stripe in its account and mode; Stripe "
+                "cannot move it to another"
+            )
+            raise ValidationError(
+                {
+                    name: ValidationError(message, code="account", params={"field": name})
+                    for name in moved
+                }
+            )
 
     def _refuse_edits_of_deleted(self, written: Any) -> None:
         """Stripe takes no edit of a deleted customer: one rule for every door (the admin
@@ -341,12 +385,17 @@ class Customer(models.Model):
 
     @property
     def dashboard_url(self) -> str | None:
-        """This customer in Stripe's dashboard (test or live from ``livemode``), if it exists."""
+        """This customer in Stripe's dashboard (its account's, test or live from ``livemode``),
+        if it exists."""
         if not self.stripe_id:
             return None
+        account = f"{self.stripe_account}/" if self.stripe_account else ""
         mode = "" if self.livemode else "test/"
-        return f"https://dashboard.stripe.com/{mode}customers/{self.stripe_id}"
+        return f"https://dashboard.stripe.com/{account}{mode}customers/{self.stripe_id}"
 
+
+#: Where a row lives: set when it is made, then fixed (``_refuse_moving``).
+ACCOUNT_FIELDS: tuple[str, ...] = ("stripe_account", "livemode")
 
 #: Column defaults of the pushable attributes: not sent when a customer is created.
 PUSHABLE_DEFAULTS: dict[str, Any] = {

@@ -1,4 +1,5 @@
-"""The sync's records: one row per pull run (``PullRun``) and per Stripe event (``WebhookEvent``).
+"""The sync's records: one row per pull run (``PullRun``), per Stripe event (``WebhookEvent``)
+and per account the mirror has met (``StripeAccount``).
 
 Re-exported by ``models``, where Django and users look for them.
 """
@@ -6,6 +7,8 @@ Re-exported by ``models``, where Django and users look for them.
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
 #: Length of columns holding Stripe ids and strings Stripe publishes no limit for.
@@ -25,6 +28,10 @@ class PullRun(models.Model):
         FAILED = "failed", _("failed")
 
     started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    stripe_account = models.CharField(  # noqa: DJ001 (null: the key's own account)
+        max_length=ID_LENGTH, null=True, blank=True, help_text=_("Empty: the key's own account.")
+    )
+    livemode = models.BooleanField(default=False)
     finished_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     created_gte = models.BigIntegerField(null=True, blank=True)
@@ -67,6 +74,13 @@ class WebhookEvent(models.Model):
     type = models.CharField(max_length=100, db_index=True)
     api_version = models.CharField(max_length=64, blank=True, default="")
     livemode = models.BooleanField(default=False)
+    stripe_account = models.CharField(  # noqa: DJ001 (null: the key's own account)
+        max_length=ID_LENGTH,
+        null=True,
+        blank=True,
+        db_index=True,
+        help_text=_("The account the event is of (a Connect event's ``account``); empty: own."),
+    )
     created = models.DateTimeField(help_text=_("When Stripe created the event."))
     customer_stripe_id = models.CharField(
         max_length=ID_LENGTH, blank=True, default="", db_index=True
@@ -87,3 +101,36 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.event_id}"
+
+
+class StripeAccount(models.Model):
+    """An account the mirror has met, in one mode: a connected account listed from Stripe, or
+    one whose access ended (``account.application.deauthorized``: its rows are kept, and not
+    pushed to). ``stripe_account`` as rows store it (null: the key's own account)."""
+
+    stripe_account = models.CharField(  # noqa: DJ001 (null: the key's own account)
+        max_length=ID_LENGTH, null=True, blank=True
+    )
+    livemode = models.BooleanField(default=False)
+    connected = models.BooleanField(default=False, help_text=_("Reached with Stripe-Account."))
+    listed_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When Stripe last listed it among the platform's.")
+    )
+    deauthorized_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When it disconnected from the platform.")
+    )
+
+    class Meta:
+        verbose_name = _("Stripe account")
+        ordering = ("livemode", "stripe_account")
+        constraints = [
+            models.UniqueConstraint(
+                Coalesce("stripe_account", Value("")),
+                F("livemode"),
+                name="stripe_customers_one_record_per_account_and_mode",
+            )
+        ]
+
+    def __str__(self) -> str:
+        mode = "live" if self.livemode else "test"
+        return f"{self.stripe_account or 'own account'} ({mode})"

@@ -7,6 +7,7 @@ and an optional rate limiter that every try waits on (``ratelimit``).
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import threading
@@ -154,6 +155,28 @@ class StripeClient:
         self._sessions: weakref.WeakSet[requests.Session] = weakref.WeakSet()
         self._sessions_lock = threading.Lock()
         self.customers = CustomersResource(self)
+        self._accounts: dict[str | None, StripeClient] = {stripe_account: self}
+        self._accounts_lock = threading.Lock()
+
+    def for_account(self, stripe_account: str | None) -> StripeClient:
+        """This client speaking for ``stripe_account``: a connected account (``Stripe-Account``
+        on each request), or None for the key's own account. It shares this client's
+        connections, rate limiter and settings; one per account is made, then reused."""
+        with self._accounts_lock:
+            found = self._accounts.get(stripe_account)
+            if found is not None:
+                return found
+            if stripe_account is not None and not (
+                stripe_account and _is_header_safe(stripe_account)
+            ):
+                raise ValueError(
+                    f"stripe_account must be an account id (acct_...), got {stripe_account!r}"
+                )
+            found = copy.copy(self)
+            found.stripe_account = stripe_account
+            found.customers = CustomersResource(found)
+            self._accounts[stripe_account] = found
+            return found
 
     def __repr__(self) -> str:
         return (
@@ -185,8 +208,6 @@ class StripeClient:
                     f"python-requests/{requests.__version__}",
                 }
             )
-            if self.stripe_account:
-                session.headers["Stripe-Account"] = self.stripe_account
             with self._sessions_lock:
                 self._sessions.add(session)
                 self._local.session = session
@@ -212,6 +233,8 @@ class StripeClient:
         if expand:
             params = {**(params or {}), "expand": [*((params or {}).get("expand") or []), *expand]}
         headers = {}
+        if self.stripe_account:
+            headers["Stripe-Account"] = self.stripe_account
         if idempotency_key is not None or method != "GET":
             headers["Idempotency-Key"] = _idempotency_key(idempotency_key)
         if method == "POST":
