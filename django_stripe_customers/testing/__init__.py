@@ -1,9 +1,14 @@
 """A stateful local Stripe for the Customer API: emulator, pytest plugin, CLI. No Django.
 
 Endpoints: ``POST/GET /v1/customers``, ``GET/POST/DELETE /v1/customers/{id}``,
-``GET /v1/events[/{id}]`` and ``GET /v1/account``, in Stripe's wire format (form-encoded
-params, JSON answers, Stripe's error object). Parameters are checked against
-``django_stripe_customers.schema``, the same data the app's validators use.
+``GET /v1/events[/{id}]``, ``GET /v1/account`` and ``POST/GET /v1/accounts[/{id}]``, in Stripe's
+wire format (form-encoded params, JSON answers, Stripe's error object). Parameters are checked
+against ``django_stripe_customers.schema``, the same data the app's validators use.
+
+Connect and live mode (``accounts``): each (mode, account) has its own store, chosen by the key
+(``live_keys=True`` accepts ``sk_live_`` keys) and the ``Stripe-Account`` header;
+``add_account()``, ``deauthorize()``, ``add_webhook(url, connect=True)``, and
+``customers_of(account, livemode=...)``/``events_of(...)``/``seed(..., account=...)``.
 
     from django_stripe_customers.testing import StripeEmulator
 

@@ -21,12 +21,15 @@ from .limits import Limits
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m django_stripe_customers.testing",
-        description="A local Stripe for the Customer API (test mode, in memory).",
+        description="A local Stripe for the Customer API (in memory, test mode; see --live-keys).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=12111, help="port (0 picks a free one)")
     parser.add_argument(
         "--api-key", help="accept only this key (default: any sk_test_/rk_test_ key)"
+    )
+    parser.add_argument(
+        "--live-keys", action="store_true", help="accept sk_live_/rk_live_ keys too (live mode)"
     )
     parser.add_argument(
         "--webhook", action="append", default=[], metavar="URL", help="deliver events here"
@@ -78,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             latency_jitter_ms=args.latency_jitter_ms,
             rate_limit=args.rate_limit,
             rate_limit_burst=args.rate_limit_burst,
+            live_keys=args.live_keys,
         )
     except ValueError as exc:  # the limits' own checks, said as a usage error
         parser.error(str(exc))

@@ -1,5 +1,5 @@
-"""The request pipeline: logging, authentication, rate limit, form decoding, routing,
-idempotency, latency.
+"""The request pipeline: logging, authentication, rate limit, store selection (mode and
+``Stripe-Account``: ``accounts``), form decoding, routing, idempotency, latency.
 
 ``EmulatorApp.handle`` takes a raw request (method, target, headers, body) and returns a
 ``Response``; the endpoints are in ``endpoints.py``; the HTTP server in ``emulator.py`` is a
@@ -22,8 +22,9 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .. import schema
 from . import objects
+from .accounts import Stores, record_event, select_store
 from .endpoints import COLLECTION_ROUTES, NESTED_ROUTES, OBJECT_ROUTES
-from .errors import ApiError, invalid, no_such, rate_limited
+from .errors import ApiError, invalid, mask_key, no_such, rate_limited
 from .limits import Limits, Throttle
 from .params import decode_form
 from .store import IdempotentResult, LoggedRequest, SortedIndex, Store
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 IDEMPOTENCY_TTL = 24 * 60 * 60
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 TEST_KEY_PREFIXES = ("sk_test_", "rk_test_")
+LIVE_KEY_PREFIXES = ("sk_live_", "rk_live_")
 REDACTED = "REDACTED"
 
 
@@ -82,6 +84,8 @@ class Call:
     idempotency_key: str | None
     params: dict[str, Any]
     object_id: str | None
+    store: Store  # the store of the request's mode and account
+    api_key: str
 
 
 Endpoint = Callable[["EmulatorApp", Call], tuple[int, Any]]
@@ -91,10 +95,6 @@ def _json(value: Any) -> bytes:
     return json.dumps(value).encode()
 
 
-def _mask(key: str) -> str:
-    return key[:8] + "*" * (len(key) - 12) + key[-4:] if len(key) > 12 else "*" * len(key)
-
-
 class EmulatorApp:
     def __init__(
         self,
@@ -102,8 +102,12 @@ class EmulatorApp:
         webhooks: WebhookDispatcher,
         api_key: str | None,
         limits: Limits | None = None,
+        stores: Stores | None = None,
+        live_keys: bool = False,
     ) -> None:
-        self.store = store
+        self.store = store  # the platform's own test-mode store; it keeps the request log
+        self.stores = stores or Stores(store)
+        self.live_keys = live_keys  # accept any sk_live_/rk_live_ key too (live mode)
         self.webhooks = webhooks
         self.api_key = api_key
         self.throttle = Throttle(limits or Limits())
@@ -145,12 +149,16 @@ class EmulatorApp:
         }
         if idempotency_key is not None:
             response_headers["Idempotency-Key"] = idempotency_key
+        livemode = False
         try:
             api_key = self._authenticate(headers)
+            livemode = api_key.startswith(LIVE_KEY_PREFIXES)
             # Stripe's rate limiters run before its idempotency layer: a refused request is not
-            # executed, and its Idempotency-Key stays unused.
+            # executed, and its Idempotency-Key stays unused. One bucket per key: requests a
+            # platform makes for its connected accounts (Stripe-Account) count against its key.
             if not throttle.admit(api_key):
                 raise rate_limited()
+            call_store = select_store(self.stores, livemode, headers.get("Stripe-Account"), api_key)
             encoded = split.query
             if method == "POST" and body:
                 self._check_content_type(headers)
@@ -159,18 +167,19 @@ class EmulatorApp:
             params = decode_form(encoded) if encoded else {}
             entry.params = params
             endpoint, object_id = self._route(method, path)
-            call = Call(request_id, idempotency_key, params, object_id)
+            call = Call(request_id, idempotency_key, params, object_id, call_store, api_key)
             if idempotency_key is not None:
                 response = self._idempotent(api_key, method, path, encoded, endpoint, call)
             else:
                 status, payload = endpoint(self, call)
                 response = Response(status, _json(payload))
         except ApiError as error:
-            response = Response(error.status, _json(error.body(request_id)), dict(error.headers))
+            body = _json(error.body(request_id, livemode))
+            response = Response(error.status, body, dict(error.headers))
         except Exception as exc:  # a bug here must answer like Stripe's 500, not drop the line
             logger.exception("stripe emulator: %s %s failed", method, path)
             failure = ApiError(500, f"The Stripe emulator failed: {exc!r}", type="api_error")
-            response = Response(500, _json(failure.body(request_id)))
+            response = Response(500, _json(failure.body(request_id, livemode)))
         # Stripe's clock, as clients read it: the emulator's (it may be frozen or moved).
         response_headers["Date"] = formatdate(store.clock.now(), usegmt=True)
         response.headers = {**response_headers, **response.headers}
@@ -201,11 +210,12 @@ class EmulatorApp:
         if self.api_key is not None:
             accepted = hmac.compare_digest(key.encode(), self.api_key.encode())
         else:
-            accepted = key.startswith(TEST_KEY_PREFIXES) and len(key) > len("sk_test_")
+            prefixes = TEST_KEY_PREFIXES + (LIVE_KEY_PREFIXES if self.live_keys else ())
+            accepted = key.startswith(prefixes) and len(key) > len("sk_test_")
         if not accepted:
             raise ApiError(
                 401,
-                f"Invalid API Key provided: {_mask(key)}",
+                f"Invalid API Key provided: {mask_key(key)}",
                 headers={"WWW-Authenticate": 'Bearer realm="Stripe"'},
             )
         return key
@@ -254,7 +264,7 @@ class EmulatorApp:
                 param="Idempotency-Key",
             )
         fingerprint = tuple(sorted(parse_qsl(encoded, keep_blank_values=True)))
-        store = self.store
+        store = call.store  # keys are per account and mode, as Stripe scopes them
         with store.lock:
             now = store.clock.now()
             cache_key = (api_key, key)
@@ -291,7 +301,7 @@ class EmulatorApp:
             except ApiError as error:
                 if not error.saved:
                     raise
-                status, body = error.status, _json(error.body(call.request_id))
+                status, body = error.status, _json(error.body(call.request_id, store.livemode))
             result = IdempotentResult(method, path, fingerprint, now, call.request_id, status, body)
             store.remember(cache_key, result, IDEMPOTENCY_TTL)
             return Response(status, body)
@@ -313,28 +323,16 @@ class EmulatorApp:
     def emit(
         self, event_type: str, customer: dict[str, Any], call: Call, previous: Any = None
     ) -> None:
-        """Record a ``customer.*`` event (store lock held) and queue it for webhooks."""
-        store = self.store
+        """Record a ``customer.*`` event in the call's store (lock held), queue it for webhooks."""
         data: dict[str, Any] = {"object": objects.render(customer)}
         if previous is not None:
             data["previous_attributes"] = previous
-        event: dict[str, Any] = {
-            "id": store.new_id("evt_", 24),
-            "object": "event",
-            "api_version": schema.API_VERSION,
-            "created": store.clock.now(),
-            "data": data,
-            "livemode": False,
-            "pending_webhooks": self.webhooks.count(),
-            "request": {"id": call.request_id, "idempotency_key": call.idempotency_key},
-            "type": event_type,
-        }
-        payload = _json(event)
-        store.add_event(json.loads(payload))
-        self.webhooks.enqueue(event["id"], payload)
+        request = {"id": call.request_id, "idempotency_key": call.idempotency_key}
+        record_event(call.store, self.webhooks, event_type, data, request)
 
-    def live_customer(self, customer_id: str) -> dict[str, Any]:
-        customer = self.store.customers.get(customer_id)
+    @staticmethod
+    def live_customer(store: Store, customer_id: str) -> dict[str, Any]:
+        customer = store.customers.get(customer_id)
         if customer is None or customer.get("deleted"):
             raise no_such("customer", customer_id)
         return customer

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from . import objects
+from .accounts import Stores
 from .app import EmulatorApp, RequestHeaders, Response
 from .limits import Limits
 from .store import Clock, LoggedRequest, Store
@@ -154,7 +155,8 @@ class StripeEmulator:
 
     ``latency_ms``, ``latency_jitter_ms``, ``rate_limit`` and ``rate_limit_burst`` give it
     Stripe's pace (see ``limits.Limits``); ``set_limits()`` changes them on a running emulator
-    and ``reset()`` puts back the ones it was built with.
+    and ``reset()`` puts back the ones it was built with. ``live_keys=True`` accepts any
+    ``sk_live_``/``rk_live_`` key too, served from the live-mode stores (see ``accounts``).
     """
 
     def __init__(
@@ -173,6 +175,7 @@ class StripeEmulator:
         latency_jitter_ms: float = 0.0,
         rate_limit: float | None = None,
         rate_limit_burst: int | None = None,
+        live_keys: bool = False,
     ) -> None:
         self._built_limits = Limits(latency_ms, latency_jitter_ms, rate_limit, rate_limit_burst)
         self.host = host
@@ -180,14 +183,16 @@ class StripeEmulator:
         self.clock = clock or Clock()
         self.webhook_secret = webhook_secret or "whsec_" + secrets.token_hex(16)
         self.store = Store(self.clock, max_logged_requests=max_logged_requests)
+        self.stores = Stores(self.store)
         self.webhooks = WebhookDispatcher(
             self.clock,
-            self._webhook_delivered,
+            self.stores.delivered,
             [WebhookEndpoint(url, self.webhook_secret) for url in webhook_urls],
             max_attempts=webhook_max_attempts,
             retry_delays=tuple(webhook_retry_delays),
         )
-        self.app = EmulatorApp(self.store, self.webhooks, api_key, self._built_limits)
+        limits = self._built_limits
+        self.app = EmulatorApp(self.store, self.webhooks, api_key, limits, self.stores, live_keys)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -242,7 +247,8 @@ class StripeEmulator:
 
     @property
     def api_key(self) -> str | None:
-        """The only key accepted, or None when any ``sk_test_``/``rk_test_`` key is."""
+        """The only key accepted, or None when any ``sk_test_``/``rk_test_`` key is (and any
+        ``sk_live_``/``rk_live_`` one with ``live_keys``)."""
         return self.app.api_key
 
     @property
@@ -265,10 +271,11 @@ class StripeEmulator:
     # -- introspection ----------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget customers, events, idempotency keys, the request log, added webhooks; put the
-        clock and the limits back as they were built (token buckets full)."""
+        """Forget customers, events, idempotency keys, connected accounts (both modes), the
+        request log, added webhooks; put the clock and the limits back as they were built (token
+        buckets full)."""
         with self.store.lock:
-            self.store.reset()
+            self.stores.reset()
             self.webhooks.reset()
             self.clock.reset()
             self.app.set_limits(self._built_limits)
@@ -303,45 +310,89 @@ class StripeEmulator:
         with self.store.lock:
             return list(self.store.events.values())
 
+    def customers_of(
+        self, account: str | None = None, *, livemode: bool = False
+    ) -> dict[str, dict[str, Any]]:
+        """``customers`` of a connected account's store (None: the platform's), in a mode."""
+        return self.stores.store_for(account, livemode).customers
+
+    def events_of(
+        self, account: str | None = None, *, livemode: bool = False
+    ) -> list[dict[str, Any]]:
+        """``events`` of a connected account's store (None: the platform's), in a mode."""
+        with self.store.lock:
+            return list(self.stores.store_for(account, livemode).events.values())
+
+    @property
+    def accounts(self) -> dict[str, dict[str, Any]]:
+        """The test-mode connected accounts by id, live (deauthorized ones are gone)."""
+        return self.accounts_of()
+
+    def accounts_of(self, *, livemode: bool = False) -> dict[str, dict[str, Any]]:
+        """The connected accounts of a mode by id, live."""
+        return self.stores.platform(livemode).accounts
+
+    def add_account(
+        self,
+        *,
+        type: str = "standard",
+        email: str | None = None,
+        country: str = "US",
+        metadata: dict[str, str] | None = None,
+        livemode: bool = False,
+        account_id: str | None = None,
+    ) -> str:
+        """Connect a new account to the platform (as ``POST /v1/accounts``), with a random id
+        or ``account_id``; returns its id."""
+        params = {"type": type, "email": email, "country": country, "metadata": metadata}
+        with self.store.lock:
+            return str(self.stores.platform(livemode).connect(params, account_id)["id"])
+
+    def deauthorize(self, account_id: str, *, livemode: bool = False) -> str:
+        """Disconnect a connected account, as when it revokes the platform's access; emits
+        ``account.application.deauthorized`` (to Connect endpoints). Returns the event id."""
+        with self.store.lock:
+            return self.stores.deauthorize(account_id, livemode, self.webhooks)
+
     @property
     def webhook_deliveries(self) -> list[Delivery]:
         return list(self.webhooks.deliveries)
 
-    def add_webhook(self, url: str, secret: str | None = None) -> None:
-        """Deliver events created from now on to ``url`` (signed with ``secret``)."""
-        self.webhooks.add(url, secret or self.webhook_secret)
+    def add_webhook(
+        self,
+        url: str,
+        secret: str | None = None,
+        *,
+        connect: bool = False,
+        livemode: bool = False,
+    ) -> str:
+        """Deliver events created from now on to ``url``, signed with ``secret``; returns it.
+
+        An account endpoint (the default) gets the platform's own events; a Connect endpoint
+        (``connect=True``) those of every connected account. Endpoints are per mode. Without a
+        secret: ``webhook_secret`` for an account endpoint, a new one for a Connect endpoint.
+        """
+        if secret is None:
+            secret = "whsec_" + secrets.token_hex(16) if connect else self.webhook_secret
+        self.webhooks.add(url, secret, connect=connect, livemode=livemode)
+        return secret
 
     def wait_for_webhooks(self, timeout: float = 5.0) -> bool:
         """Wait until every queued delivery (and retry) is done; False on timeout."""
         return self.webhooks.wait(timeout)
 
-    def seed(self, count: int, spacing: int = 60) -> list[str]:
-        """Create ``count`` customers, oldest first, ``spacing`` seconds apart up to now.
+    def seed(
+        self,
+        count: int,
+        spacing: int = 60,
+        *,
+        account: str | None = None,
+        livemode: bool = False,
+    ) -> list[str]:
+        """Create ``count`` customers, oldest first, ``spacing`` seconds apart up to now, in the
+        store of ``account`` (None: the platform's own) in a mode.
 
         Seeded customers are plain data: no events, no webhooks. Returns their ids.
         """
-        store = self.store
-        ids: list[str] = []
-        with store.lock:
-            now = self.clock.now()
-            for number in range(1, count + 1):
-                customer_id = store.new_id("cus_")
-                while customer_id in store.customers:
-                    customer_id = store.new_id("cus_")
-                customer = objects.new_customer(
-                    customer_id, now - (count - number) * spacing, store.new_invoice_prefix()
-                )
-                customer.update(
-                    name=f"Seed Customer {number}",
-                    email=f"seed{number}@example.com",
-                    metadata={"seed": str(number)},
-                )
-                store.add_customer(customer)
-                ids.append(customer_id)
-        return ids
-
-    def _webhook_delivered(self, event_id: str) -> None:
         with self.store.lock:
-            event = self.store.events.get(event_id)
-            if event is not None and event["pending_webhooks"] > 0:
-                event["pending_webhooks"] -= 1
+            return objects.seed(self.stores.store_for(account, livemode), count, spacing)

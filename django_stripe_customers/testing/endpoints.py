@@ -1,4 +1,5 @@
-"""The Customer, Event and Account endpoints: each takes the app and a ``Call``, and returns
+"""The Customer and Event endpoints, and the routes (the Account ones are in ``accounts``): each
+takes the app and a ``Call`` (whose ``store`` is the mode's and account's), and returns
 ``(status, JSON-able body)`` or raises ``ApiError``.
 """
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from .. import schema
 from . import objects
+from .accounts import create_account, list_accounts, retrieve_account, retrieve_own_account
 from .errors import invalid, no_such
 from .params import (
     COMMON_PARAMS,
@@ -26,39 +28,6 @@ if TYPE_CHECKING:
     from .app import Call, EmulatorApp
 
     Endpoint = Callable[[EmulatorApp, Call], tuple[int, Any]]
-
-#: ``GET /v1/account``: a fixed test-mode platform account (dj-stripe and others ask first).
-ACCOUNT: dict[str, Any] = {
-    "id": "acct_1EmuLatorTestAcct",
-    "object": "account",
-    "business_profile": {
-        "mcc": None,
-        "name": "Stripe Emulator",
-        "product_description": None,
-        "support_address": None,
-        "support_email": None,
-        "support_phone": None,
-        "support_url": None,
-        "url": None,
-    },
-    "business_type": None,
-    "capabilities": {},
-    "charges_enabled": True,
-    "controller": {"type": "account"},
-    "country": "US",
-    "created": 1577836800,
-    "default_currency": "usd",
-    "details_submitted": True,
-    "email": "emulator@example.com",
-    "metadata": {},
-    "payouts_enabled": True,
-    "settings": {
-        "branding": {"icon": None, "logo": None, "primary_color": None, "secondary_color": None},
-        "dashboard": {"display_name": "Stripe Emulator", "timezone": "Etc/UTC"},
-        "payments": {"statement_descriptor": "STRIPE EMULATOR"},
-    },
-    "type": "standard",
-}
 
 
 def _list_body(data: list[dict[str, Any]], page: Page, url: str) -> dict[str, Any]:
@@ -89,7 +58,7 @@ def create_customer(app: EmulatorApp, call: Call) -> tuple[int, Any]:
     params = validate(call.params, CUSTOMER_CREATE_PARAMS)
     check_references(params)
     expand = app.expansions(params, schema.EXPANDABLE_ATTRIBUTES)
-    store = app.store
+    store = call.store
     with store.lock:
         now = store.clock.now()
         customer_id = store.new_id("cus_")
@@ -97,6 +66,7 @@ def create_customer(app: EmulatorApp, call: Call) -> tuple[int, Any]:
             customer_id = store.new_id("cus_")
         customer = objects.new_customer(customer_id, now, store.new_invoice_prefix())
         objects.apply_params(customer, params, schema.CREATE_PARAMS, now=now, new_id=store.new_id)
+        objects.set_livemode(customer, store.livemode)
         store.add_customer(customer)
         app.emit("customer.created", customer, call)
         return 200, objects.render(customer, expand)
@@ -106,8 +76,8 @@ def retrieve_customer(app: EmulatorApp, call: Call) -> tuple[int, Any]:
     params = validate(call.params, COMMON_PARAMS)
     expand = app.expansions(params, schema.EXPANDABLE_ATTRIBUTES)
     assert call.object_id is not None
-    with app.store.lock:
-        customer = app.store.customers.get(call.object_id)
+    with call.store.lock:
+        customer = call.store.customers.get(call.object_id)
         if customer is None:
             raise no_such("customer", call.object_id)
         return 200, objects.render(customer, expand)
@@ -118,9 +88,9 @@ def update_customer(app: EmulatorApp, call: Call) -> tuple[int, Any]:
     check_references(params)
     expand = app.expansions(params, schema.EXPANDABLE_ATTRIBUTES)
     assert call.object_id is not None
-    store = app.store
+    store = call.store
     with store.lock:
-        customer = app.live_customer(call.object_id)
+        customer = app.live_customer(call.store, call.object_id)
         updated = json.loads(json.dumps(customer))
         objects.apply_params(
             updated, params, schema.UPDATE_PARAMS, now=store.clock.now(), new_id=store.new_id
@@ -137,9 +107,9 @@ def update_customer(app: EmulatorApp, call: Call) -> tuple[int, Any]:
 def delete_customer(app: EmulatorApp, call: Call) -> tuple[int, Any]:
     validate(call.params, {})
     assert call.object_id is not None
-    store = app.store
+    store = call.store
     with store.lock:
-        customer = app.live_customer(call.object_id)
+        customer = app.live_customer(call.store, call.object_id)
         app.emit("customer.deleted", customer, call)
         store.mark_deleted(call.object_id)
         return 200, objects.deleted_stub(call.object_id)
@@ -148,7 +118,7 @@ def delete_customer(app: EmulatorApp, call: Call) -> tuple[int, Any]:
 def list_customers(app: EmulatorApp, call: Call) -> tuple[int, Any]:
     params = validate(call.params, CUSTOMER_LIST_PARAMS)
     expand = app.expansions(params, schema.EXPANDABLE_ATTRIBUTES, prefix="data.")
-    store = app.store
+    store = call.store
     with store.lock:
         window = app.list_window(params, store.customer_index, "customer")
         filters = {name: params[name] for name in ("email", "test_clock") if name in params}
@@ -174,7 +144,7 @@ def list_events(app: EmulatorApp, call: Call) -> tuple[int, Any]:
     wanted_type: str | None = params.get("type")
     wanted_types = set(params.get("types") or ())
     delivered: bool | None = params.get("delivery_success")
-    store = app.store
+    store = call.store
     with store.lock:
         window = app.list_window(params, store.event_index, "event")
         events = store.events
@@ -199,17 +169,11 @@ def retrieve_event(app: EmulatorApp, call: Call) -> tuple[int, Any]:
     params = validate(call.params, COMMON_PARAMS)
     app.expansions(params, frozenset())
     assert call.object_id is not None
-    with app.store.lock:
-        event = app.store.events.get(call.object_id)
+    with call.store.lock:
+        event = call.store.events.get(call.object_id)
         if event is None:
             raise no_such("event", call.object_id)
         return 200, event
-
-
-def retrieve_account(app: EmulatorApp, call: Call) -> tuple[int, Any]:
-    params = validate(call.params, COMMON_PARAMS)
-    app.expansions(params, frozenset())
-    return 200, ACCOUNT
 
 
 #: Paging params of Stripe's list endpoints, as the customer list publishes them.
@@ -219,19 +183,13 @@ _PAGING_PARAMS = {
 }
 
 
-def list_connected_accounts(app: EmulatorApp, call: Call) -> tuple[int, Any]:
-    """``GET /v1/accounts``: the platform's connected accounts; the emulator has none."""
-    validate(call.params, _PAGING_PARAMS)
-    return 200, _list_body([], Page([], False), "/v1/accounts")
-
-
 def list_customer_sources(app: EmulatorApp, call: Call) -> tuple[int, Any]:
     """``GET /v1/customers/{id}/sources[?object=card]``: the sources attached to a customer
     (opaque ids given as ``source``); dj-stripe asks for them while syncing customers."""
     params = validate(call.params, {**_PAGING_PARAMS, "object": {"type": "string"}})
     assert call.object_id is not None
-    with app.store.lock:
-        customer = app.store.customers.get(call.object_id)
+    with call.store.lock:
+        customer = call.store.customers.get(call.object_id)
         if customer is None or customer.get("deleted"):
             raise no_such("customer", call.object_id)
         data = [
@@ -247,14 +205,16 @@ COLLECTION_ROUTES: dict[tuple[str, str], Endpoint] = {
     ("POST", "customers"): create_customer,
     ("GET", "customers"): list_customers,
     ("GET", "events"): list_events,
-    ("GET", "account"): retrieve_account,
-    ("GET", "accounts"): list_connected_accounts,
+    ("GET", "account"): retrieve_own_account,
+    ("POST", "accounts"): create_account,
+    ("GET", "accounts"): list_accounts,
 }
 OBJECT_ROUTES: dict[tuple[str, str], Endpoint] = {
     ("GET", "customers"): retrieve_customer,
     ("POST", "customers"): update_customer,
     ("DELETE", "customers"): delete_customer,
     ("GET", "events"): retrieve_event,
+    ("GET", "accounts"): retrieve_account,
 }
 #: ``/v1/{collection}/{id}/{sub}``.
 NESTED_ROUTES: dict[tuple[str, str, str], Endpoint] = {

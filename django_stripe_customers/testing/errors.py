@@ -35,23 +35,29 @@ class ApiError(Exception):
         self.saved = saved
         self.headers = headers or {}
 
-    def body(self, request_id: str) -> dict[str, Any]:
-        """The JSON body Stripe answers with."""
+    def body(self, request_id: str, livemode: bool = False) -> dict[str, Any]:
+        """The JSON body Stripe answers with (its log link is the live or the test one)."""
         doc_url = (
             f"https://stripe.com/docs/error-codes/{self.code.replace('_', '-')}"
             if self.code
             else None
         )
+        logs = "https://dashboard.stripe.com/" + ("logs" if livemode else "test/logs")
         return {
             "error": {
                 "code": self.code,
                 "doc_url": doc_url,
                 "message": self.message,
                 "param": self.param,
-                "request_log_url": f"https://dashboard.stripe.com/test/logs/{request_id}",
+                "request_log_url": f"{logs}/{request_id}",
                 "type": self.type,
             }
         }
+
+
+def mask_key(key: str) -> str:
+    """An API key as Stripe shows it in errors: its prefix, stars, its last 4 characters."""
+    return key[:8] + "*" * (len(key) - 12) + key[-4:] if len(key) > 12 else "*" * len(key)
 
 
 def invalid(message: str, *, param: str | None = None, code: str | None = None) -> ApiError:

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Collection
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .. import schema
 from .params import check_metadata_size
+
+if TYPE_CHECKING:
+    from .store import Store
 
 Spec = dict[str, Any]
 
@@ -256,3 +259,35 @@ def previous_attributes(before: dict[str, Any], after: dict[str, Any]) -> dict[s
         for name, value in after.items()
         if name not in ("id", "object") and before.get(name) != value
     }
+
+
+def set_livemode(customer: dict[str, Any], livemode: bool) -> None:
+    """Mark the customer and its nested objects as live or test mode objects."""
+    customer["livemode"] = livemode
+    if customer.get("cash_balance"):
+        customer["cash_balance"]["livemode"] = livemode
+    for tax_id in (customer.get("tax_ids") or {}).get("data", []):
+        tax_id["livemode"] = livemode
+
+
+def seed(store: Store, count: int, spacing: int) -> list[str]:
+    """``count`` plain customers in ``store`` (lock held), oldest first, ``spacing`` seconds
+    apart up to now; no events. Returns their ids."""
+    now = store.clock.now()
+    ids: list[str] = []
+    for number in range(1, count + 1):
+        customer_id = store.new_id("cus_")
+        while customer_id in store.customers:
+            customer_id = store.new_id("cus_")
+        customer = new_customer(
+            customer_id, now - (count - number) * spacing, store.new_invoice_prefix()
+        )
+        customer.update(
+            name=f"Seed Customer {number}",
+            email=f"seed{number}@example.com",
+            metadata={"seed": str(number)},
+        )
+        set_livemode(customer, store.livemode)
+        store.add_customer(customer)
+        ids.append(customer_id)
+    return ids

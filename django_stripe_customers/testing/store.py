@@ -1,6 +1,8 @@
 """The emulator's state: a movable clock, customers and events in newest-first order, ids.
 
-One ``threading.RLock`` (``Store.lock``) guards everything; callers hold it for a whole
+One ``Store`` holds the data of one account in one mode (``livemode``, ``account``: None for
+the platform's own); ``accounts.Stores`` keeps them all. One ``threading.RLock``
+(``Store.lock``, shared by every store) guards everything; callers hold it for a whole
 operation, so each API call is atomic.
 """
 
@@ -161,9 +163,22 @@ class Store:
     max_logged_requests: int = 100_000
     requests: deque[LoggedRequest] = field(default_factory=deque)
     rng: random.Random = field(default_factory=random.Random)
+    livemode: bool = False
+    account: str | None = None
 
     def __post_init__(self) -> None:
         self.requests = deque(maxlen=self.max_logged_requests)
+
+    def sibling(self, *, livemode: bool, account: str | None) -> Store:
+        """An empty store sharing this one's clock, lock and ids (it logs no requests)."""
+        return Store(
+            self.clock,
+            lock=self.lock,
+            max_logged_requests=0,
+            rng=self.rng,
+            livemode=livemode,
+            account=account,
+        )
 
     def reset(self) -> None:
         with self.lock:

@@ -6,6 +6,10 @@ each attempt (``t`` from the emulator's clock). A non-2xx answer or a connection
 retried after ``retry_delays`` until ``max_attempts`` (Stripe retries for days; the
 emulator keeps it short).
 
+Endpoints are per mode, and of one of Stripe's two kinds: account endpoints get the events of
+the platform's own account; Connect endpoints (``connect=True``) get those of its connected
+accounts.
+
 The signer is the emulator's own, written apart from the client's
 (``django_stripe_customers.stripe.webhooks``), so a signing bug cannot hide on both sides.
 """
@@ -40,6 +44,12 @@ def signature_header(payload: bytes, secret: str, timestamp: int) -> str:
 class WebhookEndpoint:
     url: str
     secret: str
+    connect: bool = False
+    livemode: bool = False
+
+    def wants(self, *, connect: bool, livemode: bool) -> bool:
+        """Whether an event of this kind (connected account or not, mode) is sent here."""
+        return self.connect == connect and self.livemode == livemode
 
 
 @dataclass(frozen=True)
@@ -97,18 +107,23 @@ class WebhookDispatcher:
         self._stopping = False
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-    def add(self, url: str, secret: str) -> None:
+    def add(self, url: str, secret: str, *, connect: bool = False, livemode: bool = False) -> None:
         with self._condition:
-            self.endpoints.append(WebhookEndpoint(url, secret))
+            self.endpoints.append(WebhookEndpoint(url, secret, connect, livemode))
 
-    def count(self) -> int:
-        return len(self.endpoints)
-
-    def enqueue(self, event_id: str, payload: bytes) -> None:
+    def count(self, *, connect: bool = False, livemode: bool = False) -> int:
+        """How many endpoints an event of this kind goes to."""
         with self._condition:
-            if not self.endpoints:
+            return sum(e.wants(connect=connect, livemode=livemode) for e in self.endpoints)
+
+    def enqueue(
+        self, event_id: str, payload: bytes, *, connect: bool = False, livemode: bool = False
+    ) -> None:
+        with self._condition:
+            endpoints = [e for e in self.endpoints if e.wants(connect=connect, livemode=livemode)]
+            if not endpoints:
                 return
-            for endpoint in self.endpoints:
+            for endpoint in endpoints:
                 job = _Job(event_id, payload, endpoint, 1, self._generation)
                 heapq.heappush(self._jobs, (time.monotonic(), next(self._order), job))
             self._ensure_thread()

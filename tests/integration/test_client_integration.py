@@ -431,8 +431,13 @@ def test_idempotency_key_reused(client: StripeClient, stripe_backend: StripeBack
         )
 
 
-def test_stripe_account_and_api_version_headers(fault_proxy: FaultProxy) -> None:
-    """localstripe and the emulator ignore both headers; the wire shows the client sends them."""
+def test_stripe_account_and_api_version_headers(
+    fault_proxy: FaultProxy, stripe_backend: StripeBackend
+) -> None:
+    """The wire shows the client sends both headers (localstripe ignores them; the emulator
+    answers for a connected account only, so the account is connected first)."""
+    if stripe_backend.emulator is not None:
+        stripe_backend.emulator.add_account(account_id="acct_1Connected")
     client = make_client(
         fault_proxy.url, stripe_account="acct_1Connected", api_version="2024-06-20"
     )
