@@ -22,7 +22,7 @@ which mode, and which rows are its own.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from django.core.exceptions import ImproperlyConfigured
@@ -49,11 +49,18 @@ class Account:
     livemode: bool
     connected: bool = field(default=False, compare=False)  # sent as ``Stripe-Account``
     api_key: str = field(default="", repr=False, compare=False)
+    via: StripeClient | None = field(default=None, repr=False, compare=False)
 
     def client(self) -> StripeClient:
-        """The client of its key, speaking for it (shared connections and rate limit)."""
+        """The client of its key (or the one it was given), speaking for it: shared
+        connections and rate limit per key."""
         header = self.stripe_account if self.connected else None
-        return get_client(api_key=self.api_key, stripe_account=None).for_account(header)
+        given = self.via or get_client(api_key=self.api_key, stripe_account=None)
+        return given.for_account(header)
+
+    def through(self, client: StripeClient | None) -> Account:
+        """The same account reached through ``client`` (a test's, one not rate limited...)."""
+        return self if client is None else replace(self, via=client)
 
     @property
     def rows(self) -> dict[str, Any]:

@@ -22,9 +22,11 @@ from celery.exceptions import Retry
 from django.db import DatabaseError, transaction
 
 from . import conf, dispatch
+from .accounts import Account, default_account, find
+from .models import PullRun
 from .stripe import APIConnectionError, StripeError
 from .stripe.retry import retry_delay, should_retry
-from .sync import events, outbox, pages, pull, push, runs
+from .sync import connect, events, outbox, pages, pull, push, runs
 
 logger = logging.getLogger("django_stripe_customers.push")
 
@@ -89,19 +91,40 @@ def pull_all_task(
     created_gte: int | None = None,
     created_lt: int | None = None,
     partitions: int = 1,
+    stripe_account: str | None = None,
+    livemode: bool | None = None,
+    all_accounts: bool = False,
 ) -> dict[str, Any]:
-    """Reconcile every customer (optionally a ``created`` range); see ``runs.pull_all``.
+    """Reconcile every customer of one account (the default one, or ``stripe_account`` in
+    ``livemode``; optionally a ``created`` range); see ``runs.pull_all``.
 
     With ``partitions > 1`` the range is split into that many ``pull_slice_task``s, so as many
     workers pull in parallel; this task returns at once with the ``PullRun`` id to watch.
+    ``all_accounts``: one task per account (``connect.every_account``, of ``livemode`` when
+    given), spread over the workers under each key's shared rate limit; returns at once.
     """
+    if all_accounts:
+        listed = connect.every_account(livemode=livemode)
+        for account in listed:
+            pull_all_task.delay(
+                created_gte, created_lt, partitions, account.stripe_account, account.livemode
+            )
+        return {"accounts": len(listed)}
+    account = _account(stripe_account, livemode)
     if partitions > 1:
-        run = runs.start_partitioned_pull(created_gte, created_lt, partitions)
+        run = runs.start_partitioned_pull(created_gte, created_lt, partitions, account=account)
         return {"pull_run": run.pk, "partitions": run.partitions}
     try:
-        return runs.pull_all(created_gte, created_lt).as_dict()
+        return runs.pull_all(created_gte, created_lt, account=account).as_dict()
     except StripeError as exc:
         _retry_or_raise(self, exc)
+
+
+def _account(stripe_account: str | None, livemode: bool | None) -> Account:
+    """The account a task is told of: by default the default account."""
+    if stripe_account is None and livemode is None:
+        return default_account()
+    return connect.named_account(stripe_account, livemode)
 
 
 def _record_failed_slice(run_pk: int, result: pages.PullResult, exc: Exception) -> NoReturn:
@@ -122,7 +145,9 @@ def pull_slice_task(
     what it wrote even when it fails."""
     result = pages.PullResult()
     try:
-        runs.pull_slice(created_gte, created_lt, streams, result)
+        run = PullRun.objects.get(pk=run_pk)  # the slice pulls its run's account
+        account = find(run.stripe_account, run.livemode)
+        runs.pull_slice(created_gte, created_lt, streams, result, account=account)
     except StripeError as exc:
         _retry_if_due(self, exc)
         _record_failed_slice(run_pk, result, exc)

@@ -55,6 +55,7 @@ from rest_framework.settings import api_settings
 from ..deletion import delete_rows
 from ..models import Customer
 from ..stripe import AuthenticationError, InvalidRequestError, PermissionDeniedError, StripeError
+from ..accounts import UnknownAccount
 from ..sync.pull import pull_customer
 from .filters import FILTER_PARAMS, CustomerFilterBackend, identifier_filter
 from .pagination import PAGINATION_PARAMS, StripeListPagination
@@ -186,6 +187,8 @@ class CustomerViewSet(
             pull_customer(customer.stripe_id)
         except StripeError as exc:
             raise stripe_failure(exc, customer) from exc
+        except UnknownAccount as exc:  # the settings have no key for the row's account
+            raise APIFailure(502, str(exc), code="no_key_for_account") from exc
         customer.refresh_from_db()
         return Response(self.get_serializer(customer).data)
 

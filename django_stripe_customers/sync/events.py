@@ -22,12 +22,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone as django_timezone
 
-from ..clients import get_client
-from ..conf import get_setting, key_is_live
+from ..accounts import Account, UnknownAccount, default_account, entries, find
+from ..conf import get_setting
 from ..descriptions import CUSTOMERS
 from ..models import WebhookEvent
 from ..stripe import StripeClient
 from . import event_shape
+from .connect import DEAUTHORIZED_EVENT, deauthorize
 from .pull import NOT_A_REREAD, Applied, Fetched, apply_customer, reread
 
 #: The event types applied here (``customer.created``, ``.updated``, ``.deleted``).
@@ -36,12 +37,19 @@ Status = WebhookEvent.Status
 
 
 def store_event(
-    payload: dict[str, Any], source: str = "webhook", *, not_after: float | None = None
+    payload: dict[str, Any],
+    source: str = "webhook",
+    *,
+    not_after: float | None = None,
+    account: Account | None = None,
 ) -> tuple[WebhookEvent, bool]:
     """Store an event once per id: ``(event, True)`` when new, ``(existing, False)`` if not.
 
-    Raises ``MalformedEvent`` when the payload is not an event (``event_shape``); ``not_after``
-    is the latest believable ``created`` (a webhook: its signature's time; else our clock).
+    ``account``: the account it is of (the endpoint or the catch-up knows it); by default its
+    ``account`` (a Connect event) or the own account of its mode. An event of an account no
+    key reaches, or of another mode, is stored ``refused``. Raises ``MalformedEvent`` when the
+    payload is not an event (``event_shape``); ``not_after`` is the latest believable
+    ``created`` (a webhook: its signature's time; else our clock).
     """
     problem = event_shape.event_problem(
         payload, not_after=time.time() if not_after is None else not_after
@@ -61,10 +69,10 @@ def store_event(
         return existing, False
     obj = (payload.get("data") or {}).get("object") or {}
     handled = event_type in CUSTOMER_EVENTS
-    status, error = (Status.RECEIVED if handled else Status.IGNORED), ""
-    live, key_live = bool(payload.get("livemode")), key_is_live()
-    if key_live is not None and live != key_live:
-        status, error = Status.REFUSED, _mode_mismatch(live)
+    status = Status.RECEIVED if handled or event_type == DEAUTHORIZED_EVENT else Status.IGNORED
+    where, error = _where(payload, account)
+    if error:
+        status = Status.REFUSED
     try:
         with transaction.atomic():
             event = WebhookEvent.objects.create(
@@ -72,6 +80,7 @@ def store_event(
                 type=event_type,
                 api_version=str(payload.get("api_version") or ""),
                 livemode=bool(payload.get("livemode")),
+                stripe_account=where,
                 created=created,
                 customer_stripe_id=str(obj.get("id") or "") if handled else "",
                 payload=payload,
@@ -126,6 +135,23 @@ def overdue_events(older_than: float, max_attempts: int = 10) -> QuerySet[Webhoo
     )
 
 
+def _where(payload: dict[str, Any], account: Account | None) -> tuple[str | None, str]:
+    """The event's account as rows name it, and why it is refused (empty: it is not)."""
+    live = bool(payload.get("livemode"))
+    connected = payload.get("account")
+    named = connected if isinstance(connected, str) and connected else None
+    if account is not None:
+        if account.livemode != live:
+            return account.stripe_account, _mode_mismatch(live)
+        return account.stripe_account, ""
+    if not any(entry.livemode == live for entry in entries()):
+        return named, _mode_mismatch(live)
+    try:
+        return find(named, live).stripe_account, ""
+    except UnknownAccount as exc:
+        return named, f"Not applied: {exc}"
+
+
 def _mode_mismatch(live: bool) -> str:
     event_mode, key_mode = ("live", "test") if live else ("test", "live")
     return (
@@ -158,18 +184,25 @@ FINAL: Final = (Status.PROCESSED, Status.STALE, Status.IGNORED, Status.REFUSED)
 
 
 def _process(event: WebhookEvent, client: StripeClient | None) -> str:
+    account = find(event.stripe_account, event.livemode).through(client)
+    if event.type == DEAUTHORIZED_EVENT:
+        deauthorize(account)
+        _finish(event, Status.PROCESSED)
+        return Status.PROCESSED
     obj: dict[str, Any] = event.payload["data"]["object"]
     if event.type == CUSTOMERS.deleted_event:
-        obj = {"id": obj["id"], "object": "customer", "deleted": True}
+        obj = {"id": obj["id"], "object": CUSTOMERS.name, "deleted": True}
     elif get_setting("WEBHOOK_REFETCH"):
-        return _apply_fresh(event.pk, obj["id"], NOT_A_REREAD, client)
-    status, seen = _apply(event.pk, obj, event.created)
-    if status == "reread":  # the same second as the row's data, and other data
-        return _apply_fresh(event.pk, obj["id"], seen, client)
+        return _apply_fresh(event.pk, obj["id"], NOT_A_REREAD, account)
+    status, seen = _apply(event.pk, obj, event.created, account)
+    if status == Applied.REREAD:  # the same second as the row's data, and other data
+        return _apply_fresh(event.pk, obj["id"], seen, account)
     return status
 
 
-def _apply(event_pk: int, obj: dict[str, Any], observed: datetime) -> tuple[str, object]:
+def _apply(
+    event_pk: int, obj: dict[str, Any], observed: datetime, account: Account
+) -> tuple[str, object]:
     """Apply ``obj`` (Stripe's state at ``observed``) for the event, unless it was processed
     meanwhile. When its order against the row cannot be told, the event is left as it is and
     the answer is ``("reread", the row's synced_at)``."""
@@ -178,7 +211,9 @@ def _apply(event_pk: int, obj: dict[str, Any], observed: datetime) -> tuple[str,
         if event.status in FINAL:
             return event.status, None  # processed meanwhile by a concurrent delivery
         deleted = bool(obj.get("deleted"))  # before its creation, maybe: a tombstone
-        customer, outcome = apply_customer(obj, Fetched(observed=observed), tombstone=deleted)
+        customer, outcome = apply_customer(
+            obj, Fetched(observed=observed), account=account, tombstone=deleted
+        )
         if outcome is Applied.REREAD:
             assert customer is not None
             return outcome, customer.synced_at
@@ -187,9 +222,9 @@ def _apply(event_pk: int, obj: dict[str, Any], observed: datetime) -> tuple[str,
     return status, None
 
 
-def _apply_fresh(event_pk: int, stripe_id: str, seen: object, client: StripeClient | None) -> str:
+def _apply_fresh(event_pk: int, stripe_id: str, seen: object, account: Account) -> str:
     """Apply the customer as Stripe has it now (newer than the event) in the event's stead."""
-    reread(stripe_id, seen, client=client or get_client())
+    reread(stripe_id, seen, account=account)
     with transaction.atomic():
         event = WebhookEvent.objects.select_for_update().get(pk=event_pk)
         if event.status not in FINAL:
@@ -246,25 +281,32 @@ class CatchUpResult:
     requests: int = 0
 
 
-def catch_up(since: int | datetime, *, client: StripeClient | None = None) -> CatchUpResult:
-    """Store and apply every ``customer.*`` event created since ``since`` not yet stored.
+def catch_up(
+    since: int | datetime, *, account: Account | None = None, client: StripeClient | None = None
+) -> CatchUpResult:
+    """Store and apply every ``customer.*`` event of ``account`` (by default the default
+    account) created since ``since`` not yet stored.
 
     Pages through ``GET /v1/events`` (newest first, one page in memory at a time), then applies
     what is new oldest first, as it would have arrived.
     """
-    client = client or get_client()
+    account = (account or default_account()).through(client)
     result = CatchUpResult()
     moment = int(since.timestamp()) if isinstance(since, datetime) else int(since)
-    for payload in _events_since(client, moment, result):
+    for payload in _events_since(account.client(), moment, result):
         result.listed += 1
-        if payload.get("type") in CUSTOMER_EVENTS and store_event(payload, "events_api")[1]:
+        if payload.get("type") not in CUSTOMER_EVENTS:
+            continue
+        if store_event(payload, "events_api", account=account)[1]:
             result.stored += 1
     unprocessed = WebhookEvent.objects.filter(
-        status=Status.RECEIVED, created__gte=datetime.fromtimestamp(moment, tz=timezone.utc)
+        status=Status.RECEIVED,
+        created__gte=datetime.fromtimestamp(moment, tz=timezone.utc),
+        **account.rows,
     ).order_by("created", "id")
     for event_pk in unprocessed.values_list("pk", flat=True):
         try:
-            status = process_event(event_pk, client=client)
+            status = process_event(event_pk, client=account.via)
         except Exception:  # recorded on the event; catch-up goes on with the others
             result.failed += 1
             continue

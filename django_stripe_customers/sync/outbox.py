@@ -109,3 +109,14 @@ def note_next_attempt(pk: int, seconds: float) -> None:
     sweep's interval."""
     at = timezone.now() + timedelta(seconds=seconds)
     Customer.objects.filter(pk=pk, sync_status=SyncStatus.PENDING).update(next_attempt_at=at)
+
+
+def unsent_params(
+    waiting: dict[str, Any] | None, sent: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The write-only parameters still to send: those given since the request was made."""
+    left = {k: v for k, v in (waiting or {}).items() if (sent or {}).get(k, _NOTHING) != v}
+    return left or None
+
+
+_NOTHING = object()

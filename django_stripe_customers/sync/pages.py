@@ -22,15 +22,16 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone as django_timezone
 
-from ..clients import get_client
+from ..accounts import Account
 from ..models import Customer
-from ..stripe import InvalidRequestError, PageData, StripeClient
+from ..stripe import InvalidRequestError, PageData
 from . import listing
 from .freshness import Verdict, newest
 from .pull import (
     NOT_A_REREAD,
     Applied,
     Fetched,
+    in_account,
     is_unchanged,
     merged_values,
     not_found,
@@ -85,18 +86,18 @@ def pull_range(
     created_lt: int | None,
     progress: Progress | None = None,
     *,
-    client: StripeClient | None = None,
+    account: Account,
     result: PullResult | None = None,
 ) -> PullResult:
-    """One pass over the customers created in ``[created_gte, created_lt)`` (None: unbounded).
+    """One pass over the customers of ``account`` created in ``[created_gte, created_lt)``
+    (None: unbounded).
 
     Counts go into ``result`` when given, so a caller still has them if the pass fails.
     """
-    client = client or get_client()
     started = time.monotonic()
     result = PullResult() if result is None else result
-    one_pass = RangePass(created_gte, created_lt, result, client)
-    for page in _pages(client, created_gte, created_lt, result):
+    one_pass = RangePass(created_gte, created_lt, result, account)
+    for page in _pages(account, created_gte, created_lt, result):
         one_pass.apply(page)
         result.seconds = time.monotonic() - started
         if progress is not None:
@@ -107,19 +108,20 @@ def pull_range(
 
 
 class RangePass:
-    """Applying a pass over ``[gte, lt)``: its pages, newest first, then the local rows in the
-    range that no page listed (retrieved one by one; flagged when Stripe says deleted)."""
+    """Applying a pass over ``[gte, lt)`` of one account: its pages, newest first, then the
+    account's local rows in the range that no page listed (retrieved one by one; flagged when
+    Stripe says deleted). Rows of other accounts are never looked at."""
 
     def __init__(
-        self, gte: int | None, lt: int | None, result: PullResult, client: StripeClient
+        self, gte: int | None, lt: int | None, result: PullResult, account: Account
     ) -> None:
-        self.result, self.client = result, client
-        self._window = _UnseenWindow(_datetime(gte), _datetime(lt))
+        self.result, self.account = result, account
+        self._window = _UnseenWindow(_datetime(gte), _datetime(lt), account)
         self._unseen: list[str] = []
 
     def apply(self, page: PageData) -> None:
-        rereads = _upsert_page(page, self.result)
-        _reread_rows(self.client, rereads, self.result)
+        rereads = _upsert_page(page, self.result, self.account)
+        _reread_rows(self.account, rereads, self.result)
         self._unseen += self._window.after_page(page)
 
     def narrow(self, gte: int) -> None:
@@ -128,7 +130,7 @@ class RangePass:
 
     def finish(self) -> None:
         self._unseen += self._window.after_last_page()
-        _check_unseen(self.client, self._unseen, self.result)
+        _check_unseen(self.account, self._unseen, self.result)
         self._unseen = []
 
 
@@ -141,19 +143,20 @@ def _datetime(value: int | datetime | None) -> datetime | None:
 
 
 def _pages(
-    client: StripeClient, created_gte: int | None, created_lt: int | None, result: PullResult
+    account: Account, created_gte: int | None, created_lt: int | None, result: PullResult
 ) -> Iterator[PageData]:
     """Non-empty pages of the customer list, counting requests; one page in memory at a time."""
-    for data in listing.pages(client, created_gte, created_lt):
+    for data in listing.pages(account.client(), created_gte, created_lt):
         result.requests += 1
         if data:
             result.pages += 1
             yield data
 
 
-def _upsert_page(page: PageData, result: PullResult) -> list[tuple[str, object]]:
-    """Apply one page with a bounded number of queries (a lock-and-read, then one upsert per
-    shape); returns the (Stripe id, ``synced_at``) of the rows to retrieve again."""
+def _upsert_page(page: PageData, result: PullResult, account: Account) -> list[tuple[str, object]]:
+    """Apply one page of ``account`` with a bounded number of queries (a lock-and-read, then
+    one upsert per shape); returns the (Stripe id, ``synced_at``) of the rows to retrieve
+    again. An id held by a row of another account or mode is reported, not written."""
     now = django_timezone.now()
     fetched = Fetched.of(page)
     ids = [obj["id"] for obj in page]
@@ -167,6 +170,9 @@ def _upsert_page(page: PageData, result: PullResult) -> list[tuple[str, object]]
             if obj["id"] in skipped:
                 continue
             customer = known.get(obj["id"])
+            if customer is not None and not in_account(customer, account):
+                result.errors.append(elsewhere(obj["id"], customer, account))
+                continue
             if customer is not None:
                 verdict = verdict_for(customer, obj, fetched, NOT_A_REREAD)
                 if verdict is Verdict.REREAD:
@@ -185,6 +191,7 @@ def _upsert_page(page: PageData, result: PullResult) -> list[tuple[str, object]]
                 result.updated += 1
             row = {
                 **values,
+                **account.rows,
                 "stripe_id": obj["id"],
                 "stripe_data": obj,
                 # listed, so alive in Stripe; a deletion asked here stays until it is sent
@@ -199,7 +206,7 @@ def _upsert_page(page: PageData, result: PullResult) -> list[tuple[str, object]]
             by_columns.setdefault(tuple(sorted(values)), []).append(row)
         # Rows of one page nearly always carry the same attributes: one upsert per shape.
         for columns, rows in by_columns.items():
-            upsert(rows, update=(*columns, *_BOOKKEEPING))
+            upsert(Customer, rows, update=(*columns, *_BOOKKEEPING))
     return rereads
 
 
@@ -218,18 +225,16 @@ def _lock_page_rows(ids: list[str]) -> tuple[dict[str, Customer], list[tuple[str
     return known, [(str(sid), seen) for sid, seen in others.values_list("stripe_id", "synced_at")]
 
 
-def _reread_rows(
-    client: StripeClient, rereads: list[tuple[str, object]], result: PullResult
-) -> None:
+def _reread_rows(account: Account, rereads: list[tuple[str, object]], result: PullResult) -> None:
     """Retrieve rows one by one (``seen`` as in ``reread``) and count their outcome."""
     for stripe_id, seen in rereads:
         try:
-            outcome = reread(stripe_id, seen, client=client)
+            outcome = reread(stripe_id, seen, account=account)
         except InvalidRequestError as exc:
             if exc.http_status != 404:
                 raise
             result.requests += 1
-            result.errors.append(not_found(stripe_id))
+            result.errors.append(not_found(stripe_id, account))
             continue
         result.requests += outcome.requests
         _count(result, outcome.outcome)
@@ -255,8 +260,8 @@ class _UnseenWindow:
     at that second are carried over (their number bounds the memory used).
     """
 
-    def __init__(self, gte: datetime | None, lt: datetime | None) -> None:
-        self._gte, self._lt = gte, lt
+    def __init__(self, gte: datetime | None, lt: datetime | None, account: Account) -> None:
+        self._gte, self._lt, self._account = gte, lt, account
         self._upper: datetime | None = None
         self._at_upper: set[str] = set()
 
@@ -288,9 +293,10 @@ class _UnseenWindow:
             in_range |= Q(created__isnull=True)
         return self._local_ids(in_range, self._at_upper)
 
-    @staticmethod
-    def _local_ids(in_range: Q, seen: Iterable[str]) -> list[str]:
-        rows = Customer.objects.filter(in_range, stripe_id__isnull=False, deleted=False)
+    def _local_ids(self, in_range: Q, seen: Iterable[str]) -> list[str]:
+        rows = Customer.objects.filter(
+            in_range, stripe_id__isnull=False, deleted=False, **self._account.rows
+        )
         ids = rows.exclude(stripe_id__in=list(seen)).values_list("stripe_id", flat=True)
         return [stripe_id for stripe_id in ids if stripe_id]
 
@@ -299,8 +305,17 @@ def _created(obj: dict[str, Any]) -> datetime:
     return datetime.fromtimestamp(int(obj["created"]), tz=timezone.utc)
 
 
-def _check_unseen(client: StripeClient, stripe_ids: list[str], result: PullResult) -> None:
+def _check_unseen(account: Account, stripe_ids: list[str], result: PullResult) -> None:
     """Retrieve the rows the pass did not see: deleted upstream, or listed after it went by."""
     _reread_rows(
-        client, [(stripe_id, NOT_A_REREAD) for stripe_id in dict.fromkeys(stripe_ids)], result
+        account, [(stripe_id, NOT_A_REREAD) for stripe_id in dict.fromkeys(stripe_ids)], result
+    )
+
+
+def elsewhere(stripe_id: str, customer: Customer, account: Account) -> str:
+    """Why a listed customer was not written: its id is a row of another account."""
+    mode = "live" if customer.livemode else "test"
+    return (
+        f"{stripe_id} was listed in {account}, but row {customer.pk} holds it for "
+        f"{customer.stripe_account or 'own account'} ({mode}): not written; check ACCOUNTS."
     )

@@ -18,11 +18,11 @@ from django.db import transaction
 from django.utils import timezone as django_timezone
 
 from .. import schema
-from ..clients import get_client
+from ..accounts import Account, default_account, find
 from ..conf import get_setting
 from ..deletion import erase_if_configured
 from ..mirror import fields_from_stripe, is_deleted
-from ..models import Customer, SyncStatus
+from ..models import ACCOUNT_FIELDS, Customer, SyncStatus
 from ..stripe import InvalidRequestError, StripeClient, observed_at, sent_at
 from .freshness import Verdict, as_datetime, judge, newest
 from .merge import merge
@@ -101,6 +101,7 @@ class Applied(str, Enum):
     DELETED = "deleted"
     STALE = Verdict.STALE.value  # the row holds newer data: nothing written
     REREAD = Verdict.REREAD.value  # the same second, other data: retrieve it again
+    ELSEWHERE = "elsewhere"  # the id is a row of another account or mode: nothing written
 
     def __str__(self) -> str:
         return self.value
@@ -110,10 +111,13 @@ def apply_customer(
     obj: dict[str, Any],
     fetched: Fetched = Fetched(),
     *,
+    account: Account,
     seen: object = NOT_A_REREAD,
     tombstone: bool = False,
 ) -> tuple[Customer | None, Applied]:
-    """Apply one Stripe customer object (``fetched``: when it was Stripe's state) to its row.
+    """Apply one Stripe customer object of ``account`` (``fetched``: when it was Stripe's
+    state) to its row; a row of that id in another account or mode is not touched
+    (``elsewhere``).
 
     Returns (row, outcome): ``created``, ``updated``, ``unchanged``, ``deleted``, ``stale``
     (the row holds newer data: nothing written) or ``reread`` (same second, different data:
@@ -126,6 +130,8 @@ def apply_customer(
     now = django_timezone.now()
     with transaction.atomic():
         customer = Customer.objects.select_for_update().filter(stripe_id=stripe_id).first()
+        if customer is not None and not in_account(customer, account):
+            return customer, Applied.ELSEWHERE
         if customer is not None:
             verdict = verdict_for(customer, obj, fetched, seen)
             if verdict is not Verdict.APPLY:
@@ -137,6 +143,7 @@ def apply_customer(
                     [
                         Customer(
                             stripe_id=stripe_id,
+                            **account.rows,
                             deleted=True,
                             stripe_data=dict(obj),
                             sync_status=SyncStatus.SYNCED,
@@ -168,7 +175,7 @@ def apply_customer(
         }
         if customer is None:
             (customer,) = Customer.objects.bulk_create(
-                [Customer(stripe_id=stripe_id, **values, **bookkeeping)]
+                [Customer(stripe_id=stripe_id, **{**values, **account.rows}, **bookkeeping)]
             )
             return customer, Applied.CREATED
         Customer.objects.filter(pk=customer.pk).write_from_stripe(**values, **bookkeeping)
@@ -176,14 +183,33 @@ def apply_customer(
         return customer, Applied.UPDATED
 
 
-def pull_customer(stripe_id: str, *, client: StripeClient | None = None) -> Customer | None:
+def pull_customer(
+    stripe_id: str, *, account: Account | None = None, client: StripeClient | None = None
+) -> Customer | None:
     """Retrieve one customer from Stripe and apply it to its row (created if needed).
 
-    A 404 is not a deletion (Stripe answers deleted customers with ``deleted: true``): it means
-    another account or mode. The error is recorded on the row, nothing else changes, and the
-    ``InvalidRequestError`` is raised again for the caller.
+    ``account``: where to ask; by default the row's own account, or (no row yet) the default
+    account. A 404 is not a deletion (Stripe answers deleted customers with ``deleted: true``):
+    it means another account or mode. The error is recorded on the row, nothing else changes,
+    and the ``InvalidRequestError`` is raised again for the caller.
     """
-    return reread(stripe_id, NOT_A_REREAD, client=client or get_client()).customer
+    if account is None:
+        account = account_of_row(stripe_id)
+    return reread(stripe_id, NOT_A_REREAD, account=account.through(client)).customer
+
+
+def account_of_row(stripe_id: str) -> Account:
+    """The account of the row of ``stripe_id`` (``UnknownAccount`` when no key reaches it),
+    or the default account when there is no such row."""
+    found = Customer.objects.filter(stripe_id=stripe_id).values_list(*ACCOUNT_FIELDS).first()
+    return default_account() if found is None else find(*found)
+
+
+def in_account(customer: Customer, account: Account) -> bool:
+    return (customer.stripe_account, customer.livemode) == (
+        account.stripe_account,
+        account.livemode,
+    )
 
 
 @dataclass(frozen=True)
@@ -193,19 +219,21 @@ class Reread:
     requests: int
 
 
-def reread(stripe_id: str, seen: object, *, client: StripeClient) -> Reread:
+def reread(stripe_id: str, seen: object, *, account: Account) -> Reread:
     """Retrieve a customer and apply it; while its order against the row cannot be told,
     retrieve it again (each retrieve is sent after the row's last write was seen, so it is the
     newer view). Raises as ``pull_customer`` does."""
     customer: Customer | None = None
+    client = account.client()
     for attempt in range(1, MAX_REREADS + 1):
         try:
             obj = client.customers.retrieve(stripe_id, expand=expansions())
         except InvalidRequestError as exc:
             if exc.http_status == 404:
-                Customer.objects.filter(stripe_id=stripe_id).update(sync_error=not_found(stripe_id))
+                rows = Customer.objects.filter(stripe_id=stripe_id, **account.rows)
+                rows.update(sync_error=not_found(stripe_id, account))
             raise
-        customer, outcome = apply_customer(obj, Fetched.of(obj), seen=seen)
+        customer, outcome = apply_customer(obj, Fetched.of(obj), account=account, seen=seen)
         if outcome is not Applied.REREAD:
             return Reread(customer, outcome, attempt)
         assert customer is not None
@@ -218,9 +246,9 @@ def expansions(prefix: str = "") -> list[str]:
     return [f"{prefix}{name}" for name in get_setting("PULL_EXPAND")]
 
 
-def not_found(stripe_id: str) -> str:
+def not_found(stripe_id: str, account: Account) -> str:
     return (
-        f"Stripe has no customer {stripe_id} for this API key (404). It was not deleted "
+        f"Stripe has no customer {stripe_id} in {account} (404). It was not deleted "
         "(Stripe reports deleted customers as such): check that the key is for the account and "
         "mode (test or live) this customer belongs to."
     )

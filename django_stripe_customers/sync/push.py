@@ -24,17 +24,19 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from .. import schema
-from ..clients import get_client
+from ..accounts import Account, UnknownAccount, find
 from ..conf import get_setting
 from ..deletion import erase_if_configured
 from ..edits import check_one_shot
 from ..mirror import fields_from_stripe, is_deleted
-from ..models import Customer, SyncStatus
+from ..models import ACCOUNT_FIELDS, Customer, SyncStatus
 from ..stripe import InvalidRequestError, StripeClient, StripeError
+from .connect import deauthorization_message, is_deauthorized
 from .freshness import Verdict, newest
 from .merge import merge
-from .outbox import intent_lease, owner_is_gone, this_process
+from .outbox import intent_lease, owner_is_gone, this_process, unsent_params
 from .pull import NOT_A_REREAD, Fetched, reread, verdict_for
+from .push_messages import describe, describe_transient, validation_message
 
 logger = logging.getLogger("django_stripe_customers.push")
 
@@ -73,7 +75,8 @@ class PushResult:
 def push_customer(
     customer_or_pk: Customer | int, *, client: StripeClient | None = None, owner: str = ""
 ) -> PushResult:
-    """Send a row's unpushed edits to Stripe; see the module docstring for the three steps.
+    """Send a row's unpushed edits to Stripe, to its own account and mode (with the key that
+    reaches them, through ``client`` if given); see the module docstring for the three steps.
 
     ``still_pending`` in the result says the row was edited meanwhile: the caller runs it
     again (the tasks do).
@@ -89,22 +92,28 @@ def push_customer(
     if isinstance(intent_or_result, PushResult):
         return intent_or_result
     intent = intent_or_result
-    client = client or get_client()
+    try:
+        account = _account(pk, intent).through(client)
+    except UnknownAccount as exc:  # settings changed since the row was made: kept, not sent
+        return _fail(pk, str(exc), intent)
+    if is_deauthorized(account):
+        return _fail(pk, deauthorization_message(account), intent)
+    client = account.client()
     try:
         obj = _send(client, intent)
     except InvalidRequestError as exc:
         if exc.http_status == 404 and intent["method"] in ("update", "delete"):
-            return _handle_missing(client, pk, intent, exc)
-        return _fail(pk, _describe(exc), intent)
+            return _handle_missing(account, pk, intent, exc)
+        return _fail(pk, describe(exc), intent)
     except StripeError as exc:
         if exc.is_transient:  # recorded, so the row says why it waits; the caller retries
-            Customer.objects.filter(pk=pk).update(sync_error=_describe_transient(exc))
+            Customer.objects.filter(pk=pk).update(sync_error=describe_transient(exc))
             raise
-        return _fail(pk, _describe(exc), intent)
+        return _fail(pk, describe(exc), intent)
     if intent["method"] == "delete":
         return _apply_deletion(pk, intent, obj)
     try:
-        return _apply_answer(client, pk, intent, obj)
+        return _apply_answer(account, pk, intent, obj)
     except MirrorConflict as exc:  # kept in flight: a retry replays the same create
         Customer.objects.filter(pk=pk).update(sync_status=SyncStatus.FAILED, sync_error=str(exc))
         logger.warning("Push of customer %s failed: %s", pk, exc)
@@ -126,7 +135,7 @@ def _claim(pk: int, owner: str) -> dict[str, Any] | PushResult:
             if customer.sync_status != SyncStatus.PENDING:
                 return PushResult(PushOutcome.UNCHANGED, pk)
             if customer.delete_requested_at is not None and customer.stripe_id:
-                intent = _deletion_intent(customer, owner, now)
+                intent = {**_deletion_intent(customer, owner, now), **_where(customer)}
                 Customer.objects.filter(pk=pk).update(push_intent=intent)
                 return intent
             if customer.deleted:
@@ -134,14 +143,14 @@ def _claim(pk: int, owner: str) -> dict[str, Any] | PushResult:
             try:
                 edit = customer.requested_edit()
             except ValidationError as exc:
-                _mark_failed(customer, _validation_message(exc))
+                _mark_failed(customer, validation_message(exc))
                 return PushResult(PushOutcome.FAILED, pk, error=customer.sync_error)
             method, params = edit.method, edit.params
             one_shot = customer.push_params or {}
             try:  # checked at save for the request then expected; the row may be in Stripe now
                 check_one_shot(one_shot, stripe_id=customer.stripe_id)
             except ValidationError as exc:
-                _mark_failed(customer, _validation_message(exc))
+                _mark_failed(customer, validation_message(exc))
                 return PushResult(PushOutcome.FAILED, pk, error=customer.sync_error)
             params = {**params, **one_shot}
             if method == "update" and not params:
@@ -165,6 +174,7 @@ def _claim(pk: int, owner: str) -> dict[str, Any] | PushResult:
                 # the values this request was computed from: the merge base of step 3
                 "values": {name: getattr(customer, name) for name in schema.PUSHABLE},
                 "key": f"django-stripe-customers-{pk}-v{version}-{uuid.uuid4().hex[:12]}",
+                **_where(customer),
                 "owner": owner,
                 "claimed_at": now.isoformat(),
                 **this_process(),
@@ -174,6 +184,18 @@ def _claim(pk: int, owner: str) -> dict[str, Any] | PushResult:
             }
         Customer.objects.filter(pk=pk).update(push_intent=intent)
     return intent
+
+
+def _where(customer: Customer) -> dict[str, Any]:
+    """The account and mode the request goes to: the row's, recorded with the request."""
+    return {name: getattr(customer, name) for name in ACCOUNT_FIELDS}
+
+
+def _account(pk: int, intent: dict[str, Any]) -> Account:
+    """The account of a recorded request (one recorded before accounts: the row's)."""
+    if all(name in intent for name in ACCOUNT_FIELDS):
+        return find(*(intent[name] for name in ACCOUNT_FIELDS))
+    return find(*Customer.objects.filter(pk=pk).values_list(*ACCOUNT_FIELDS).get())
 
 
 def _deletion_intent(customer: Customer, owner: str, now: datetime) -> dict[str, Any]:
@@ -203,7 +225,7 @@ def _send(client: StripeClient, intent: dict[str, Any]) -> dict[str, Any]:
 
 
 def _apply_answer(
-    client: StripeClient, pk: int, intent: dict[str, Any], obj: dict[str, Any]
+    account: Account, pk: int, intent: dict[str, Any], obj: dict[str, Any]
 ) -> PushResult:
     """Step 3: Stripe's answer becomes the snapshot; newer local edits stay pending.
 
@@ -235,7 +257,7 @@ def _apply_answer(
             )
         Customer.objects.filter(pk=pk).write_from_stripe(
             **written,
-            push_params=_unsent(customer.push_params, intent.get("one_shot")),
+            push_params=unsent_params(customer.push_params, intent.get("one_shot")),
             stripe_id=obj["id"],
             push_intent=None,
             pushed_version=intent["version"],
@@ -246,7 +268,7 @@ def _apply_answer(
         )
         customer.refresh_from_db()
     if verdict is Verdict.REREAD:
-        _settle(client, obj["id"], customer.synced_at)
+        _settle(account, obj["id"], customer.synced_at)
     created = intent["method"] == "create"
     customer_pushed.send(sender=Customer, customer=customer, created=created)
     outcome = PushOutcome.CREATED if created else PushOutcome.UPDATED
@@ -275,15 +297,6 @@ def _apply_deletion(pk: int, intent: dict[str, Any], obj: dict[str, Any]) -> Pus
         customer.refresh_from_db()
     customer_pushed.send(sender=Customer, customer=customer, created=False)
     return PushResult(PushOutcome.DELETED, pk)
-
-
-def _unsent(waiting: dict[str, Any] | None, sent: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The write-only parameters still to send: those given since the request was made."""
-    left = {k: v for k, v in (waiting or {}).items() if (sent or {}).get(k, _NOTHING) != v}
-    return left or None
-
-
-_NOTHING = object()
 
 
 def _drop_mirror(pk: int, stripe_id: str) -> bool:
@@ -325,25 +338,25 @@ def _answer_verdict(
     return verdict_for(customer, obj, fetched, NOT_A_REREAD)
 
 
-def _settle(client: StripeClient, stripe_id: str, seen: object) -> None:
+def _settle(account: Account, stripe_id: str, seen: object) -> None:
     """Retrieve a customer whose pushed answer could not be ordered against the row's data."""
     try:
-        reread(stripe_id, seen, client=client)
+        reread(stripe_id, seen, account=account)
     except StripeError as exc:  # the push is done; the next event or pull settles the row
         logger.warning("Could not retrieve customer %s after its push: %s", stripe_id, exc)
 
 
 def _handle_missing(
-    client: StripeClient, pk: int, intent: dict[str, Any], exc: InvalidRequestError
+    account: Account, pk: int, intent: dict[str, Any], exc: InvalidRequestError
 ) -> PushResult:
     """An update answered 404: flag the row if Stripe deleted the customer, else fail it."""
     try:
-        obj = client.customers.retrieve(intent["stripe_id"])
+        obj = account.client().customers.retrieve(intent["stripe_id"])
     except InvalidRequestError:
-        message = _describe(exc) + " (not in this account or mode: check the API key)"
+        message = describe(exc) + f" (not in {account}: check the API key)"
         return _fail(pk, message, intent)
     if not is_deleted(obj):
-        return _fail(pk, _describe(exc), intent)
+        return _fail(pk, describe(exc), intent)
     if intent["method"] == "delete":  # deleted already (the first try's answer was lost)
         return _apply_deletion(pk, intent, obj)
     Customer.objects.filter(pk=pk).update(
@@ -373,26 +386,6 @@ def _mark_failed(customer: Customer, message: str) -> None:
     customer.sync_status, customer.sync_error = SyncStatus.FAILED, message
     logger.warning("Push of customer %s failed: %s", customer.pk, message)
     customer_push_failed.send(sender=Customer, customer=customer, error=message)
-
-
-def _describe_transient(exc: StripeError) -> str:
-    answer = f"HTTP {exc.http_status}" if exc.http_status else "no answer"
-    detail = f": {exc.message}" if exc.message else ""
-    return (
-        f"Stripe did not take the change yet ({answer}, {type(exc).__name__}{detail}); it is "
-        "sent again, with the same idempotency key."
-    )
-
-
-def _describe(exc: StripeError) -> str:
-    where = f" (param: {exc.param})" if exc.param else ""
-    return f"Stripe refused the change{where}: {exc.message or exc}"
-
-
-def _validation_message(exc: ValidationError) -> str:
-    if hasattr(exc, "error_dict"):
-        return "; ".join(str(message) for errors in exc.message_dict.values() for message in errors)
-    return "; ".join(exc.messages)
 
 
 def _parse(value: str) -> datetime:

@@ -15,12 +15,12 @@ from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone as django_timezone
 
-from ..clients import get_client
+from ..accounts import Account, default_account
 from ..models import PullRun
 from ..stripe import StripeClient
 from .pages import Progress, PullResult, as_timestamp, pull_range
 from .slicing import Board, start
-from .streams import apply_head, pull_streams
+from .streams import apply_head, pull_accounts_streams, pull_streams
 
 #: How often a partitioned pull looks at its ``PullRun`` row while the workers pull.
 POLL_SECONDS: Final = 0.5
@@ -33,10 +33,12 @@ def pull_all(
     progress: Progress | None = None,
     *,
     parallel: int = 1,
+    account: Account | None = None,
     client: StripeClient | None = None,
     timeout: float | None = None,
 ) -> PullResult:
-    """Reconcile every customer (optionally those created in ``[created_gte, created_lt)``).
+    """Reconcile every customer of ``account`` (by default ``accounts.default_account()``;
+    optionally those created in ``[created_gte, created_lt)``), through ``client`` if given.
 
     Pages of 100 are upserted in bulk: a fixed number of queries per page whatever its mix of
     new and known customers, memory flat in the number of customers. Local rows in the range
@@ -50,30 +52,62 @@ def pull_all(
     """
     if parallel < 1 or partitions < 1:
         raise ValueError(f"parallel and partitions must be at least 1 ({parallel}, {partitions})")
+    account = (account or default_account()).through(client)
     if partitions > 1:
         if transaction.get_connection().in_atomic_block:
             raise RuntimeError(
                 "A partitioned pull waits for Celery workers, which cannot see an uncommitted "
                 "transaction: call pull_all(partitions=...) outside transaction.atomic()."
             )
-        run = start_partitioned_pull(created_gte, created_lt, partitions, client=client)
+        run = start_partitioned_pull(created_gte, created_lt, partitions, account=account)
         return _wait_for_run(run, progress, timeout)
     gte, lt = _bound(created_gte), _bound(created_lt)
-    run = PullRun.objects.create(created_gte=gte, created_lt=lt, partitions=1)
+    run = PullRun.objects.create(created_gte=gte, created_lt=lt, partitions=1, **account.rows)
     result = PullResult()
     try:
         if parallel > 1:
             low, high = full_range(gte, lt)
-            stripe = client or get_client()
-            pull_streams(low, high, parallel, progress, client=stripe, result=result)
+            pull_streams(low, high, parallel, progress, account=account, result=result)
         else:
-            pull_range(gte, lt, progress, client=client, result=result)
+            pull_range(gte, lt, progress, account=account, result=result)
     except Exception as exc:  # recorded with what was written before it, then raised as it was
         result.errors.append(_describe(exc))
         record_partition(run.pk, result, stopped=True)
         raise
     record_partition(run.pk, result)
     return result
+
+
+def pull_accounts(
+    accounts: list[Account],
+    progress: Progress | None = None,
+    *,
+    parallel: int = 1,
+) -> dict[Account, PullResult]:
+    """Reconcile every customer of each of ``accounts``; returns each one's counts.
+
+    ``parallel > 1``: that many streams, each taking the next account and paging through it,
+    under the rate limit of its key (one per key: Stripe counts per account; a platform's
+    requests for its connected accounts are counted here against the platform's key, which
+    is the stricter reading). One ``PullRun`` per account, recorded as the pull ends.
+    """
+    if not accounts:
+        return {}
+    if parallel <= 1:
+        return {account: pull_all(progress=progress, account=account) for account in accounts}
+    low, high = full_range(None, None)
+    runs = {account: PullRun.objects.create(partitions=1, **account.rows) for account in accounts}
+    results = {account: PullResult() for account in accounts}
+    try:
+        pull_accounts_streams(accounts, low, high, parallel, progress, results=results)
+    except Exception as exc:  # each run keeps what it wrote; the error goes on every run
+        for account, run in runs.items():
+            results[account].errors.append(_describe(exc))
+            record_partition(run.pk, results[account], stopped=True)
+        raise
+    for account, run in runs.items():
+        record_partition(run.pk, results[account])
+    return results
 
 
 #: Sent (sender ``PullRun``; ``run``, ``slices``) when a partitioned pull is recorded: the
@@ -94,17 +128,16 @@ def start_partitioned_pull(
     created_lt: int | datetime | None,
     partitions: int,
     *,
-    client: StripeClient | None = None,
+    account: Account,
 ) -> PullRun:
-    """Record a run, find where its customers are (``slicing.plan``: the newest page, applied
-    here, and probes), and ask for one task per slice of the rest; don't wait for them."""
+    """Record a run of ``account``, list its newest page (applied here) to find where its
+    customers are (``slicing``), and ask for one task per slice of the rest; don't wait."""
     gte, lt = _bound(created_gte), _bound(created_lt)
     low, high = full_range(gte, lt)
-    stripe = client or get_client()
-    run = PullRun.objects.create(created_gte=gte, created_lt=lt, partitions=1)
+    run = PullRun.objects.create(created_gte=gte, created_lt=lt, partitions=1, **account.rows)
     here = PullResult(requests=1)
-    first = start(stripe, low, high, count=lambda: None)
-    apply_head(first.head, first.head_slice, here, stripe)
+    first = start(account.client(), low, high, count=lambda: None)
+    apply_head(first.head, first.head_slice, here, account)
     count = SLICES_PER_PARTITION * partitions
     slices = _slices_for_workers(first.board, count, min(MAX_REST_STREAMS, count))
     PullRun.objects.filter(pk=run.pk).update(partitions=len(slices) + 1)
@@ -134,15 +167,14 @@ def pull_slice(
     streams: int,
     result: PullResult,
     *,
-    client: StripeClient | None = None,
+    account: Account,
 ) -> None:
-    """One slice of a partitioned pull, in one stream or in ``streams`` (``sync.streams``),
-    through ``client`` (by default the settings' one)."""
-    stripe = client or get_client()
+    """One slice of a partitioned pull of ``account``, in one stream or in ``streams``
+    (``sync.streams``)."""
     if streams > 1:
-        pull_streams(created_gte, created_lt, streams, client=stripe, result=result)
+        pull_streams(created_gte, created_lt, streams, account=account, result=result)
     else:
-        pull_range(created_gte, created_lt, client=stripe, result=result)
+        pull_range(created_gte, created_lt, account=account, result=result)
 
 
 #: Stripe's launch: no customer is older, so an unbounded range starts here.

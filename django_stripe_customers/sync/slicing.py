@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from ..accounts import Account
 from ..stripe import PageData, StripeClient
 from . import listing
 from .listing import PAGE_SIZE
@@ -41,6 +42,8 @@ class Slice:
     cursor: int | None = None
     fetched: int = 0
     done: bool = False
+    account: Account | None = None  # of a pull of several accounts; else the pull's
+    requests: int = 0  # list requests sent for it (counted for a pull of several accounts)
 
     def left(self) -> int:
         """Seconds of ``created`` not fetched yet."""
@@ -148,3 +151,31 @@ class Board:
                 self.density = piece.fetched / max(1, piece.high - piece.low)
             elif piece.cursor is None:
                 self._everything_left = True
+
+
+class AccountQueue:
+    """The work of a pull of several accounts: each account's whole range is one slice, taken
+    by the next free stream (a board of ``Board``'s shape, without splits)."""
+
+    def __init__(self, accounts: Iterable[Account], low: int, high: int) -> None:
+        self.pieces = {
+            account: Slice(number, low, high, account=account)
+            for number, account in enumerate(accounts)
+        }
+        self._waiting = list(reversed(self.pieces.values()))
+        self._lock = threading.Lock()
+
+    def take(self) -> Slice | None:
+        with self._lock:
+            return self._waiting.pop() if self._waiting else None
+
+    def advance(self, piece: Slice, page: PageData) -> PageData:
+        """Record one fetched page of ``piece`` (its stream's alone: no lock needed)."""
+        piece.requests += 1
+        piece.fetched += len(page)
+        if not page.has_more:
+            piece.done = True
+        return page
+
+    def finish(self, piece: Slice) -> None:
+        piece.done = True

@@ -21,10 +21,11 @@ from typing import Final
 
 from django.db import connection
 
-from ..stripe import PageData, StripeClient
+from ..accounts import Account
+from ..stripe import PageData
 from . import listing
 from .pages import Progress, PullResult, RangePass
-from .slicing import Board, Slice, start
+from .slicing import AccountQueue, Board, Slice, start
 
 #: How long a stream waits to hand over a page before looking whether the pull was stopped.
 HAND_OVER_SECONDS: Final = 0.2
@@ -59,17 +60,55 @@ def pull_streams(
     streams: int,
     progress: Progress | None = None,
     *,
-    client: StripeClient,
+    account: Account,
     result: PullResult,
 ) -> PullResult:
-    """Pull the customers created in ``[low, high)`` with ``streams`` fetching threads; counts
-    go into ``result`` as they happen (so a caller has them if the pull fails)."""
+    """Pull the customers of ``account`` created in ``[low, high)`` with ``streams`` fetching
+    threads; counts go into ``result`` as they happen (so a caller has them if the pull
+    fails)."""
     started = time.monotonic()
     requests = _Counter()
-    first = start(client, low, high, count=requests.add)
-    apply_head(first.head, first.head_slice, result, client)
+    first = start(account.client(), low, high, count=requests.add)
+    apply_head(first.head, first.head_slice, result, account)
+    return _stream(first.board, streams, progress, account, result, requests, started)
+
+
+def pull_accounts_streams(
+    accounts: list[Account],
+    low: int,
+    high: int,
+    streams: int,
+    progress: Progress | None = None,
+    *,
+    results: dict[Account, PullResult],
+) -> PullResult:
+    """Pull several accounts' customers of ``[low, high)`` with ``streams`` fetching threads,
+    each taking the next account and paging through it (``slicing.AccountQueue``), all under
+    the rate limit of their key. Each account's counts go into its ``results`` entry (an
+    account's pages all go to one writer); the sum is returned."""
+    started = time.monotonic()
+    board = AccountQueue(accounts, low, high)
+    total = PullResult()
+    _stream(board, streams, progress, accounts[0], total, _Counter(), started, results)
+    for account, piece in board.pieces.items():
+        results[account].requests += piece.requests
+    summed = sum(results.values(), PullResult())
+    summed.seconds = time.monotonic() - started
+    return summed
+
+
+def _stream(
+    board: Board | AccountQueue,
+    streams: int,
+    progress: Progress | None,
+    account: Account,
+    result: PullResult,
+    requests: _Counter,
+    started: float,
+    by_account: dict[Account, PullResult] | None = None,
+) -> PullResult:
     count = writer_count()
-    tally = _Tally(result, count, progress, started)
+    tally = _Tally(result, count, progress, started, by_account)
     inboxes: list[queue.Queue[_Message]] = [
         queue.Queue(maxsize=max(1, 2 * streams // count)) for _ in range(count)
     ]
@@ -77,7 +116,7 @@ def pull_streams(
     fetchers = [
         threading.Thread(
             target=_fetch,
-            args=(first.board, client, inboxes, stop, requests),
+            args=(board, account, inboxes, stop, requests),
             name=f"pull-stream-{n}",
         )
         for n in range(streams)
@@ -85,7 +124,7 @@ def pull_streams(
     for fetcher in fetchers:
         fetcher.start()
     try:
-        writers = [_Writer(part, client, tally) for part in tally.parts]
+        writers = [_Writer(part, account, tally, by_account or {}) for part in tally.parts]
         if count == 1:
             writers[0].run(inboxes[0], streams, stop)
         else:
@@ -108,9 +147,9 @@ def writer_count() -> int:
     return WRITERS
 
 
-def apply_head(page: PageData, piece: Slice, result: PullResult, client: StripeClient) -> None:
+def apply_head(page: PageData, piece: Slice, result: PullResult, account: Account) -> None:
     """The newest page, complete for its slice: applied, then its slice's unlisted rows."""
-    head = RangePass(piece.low, piece.high, result, client)
+    head = RangePass(piece.low, piece.high, result, account)
     if page:
         head.apply(page)
         result.pages += 1
@@ -123,9 +162,15 @@ class _Tally:
     alone. Progress is shown from their sum."""
 
     def __init__(
-        self, result: PullResult, writers: int, progress: Progress | None, started: float
+        self,
+        result: PullResult,
+        writers: int,
+        progress: Progress | None,
+        started: float,
+        by_account: dict[Account, PullResult] | None = None,
     ) -> None:
         self.result, self.progress, self.started = result, progress, started
+        self.by_account = by_account or {}
         self.alone = writers == 1
         self.parts = [result] if self.alone else [PullResult() for _ in range(writers)]
         self._lock = threading.Lock()
@@ -136,6 +181,8 @@ class _Tally:
             return
         with self._lock:
             shown = self.result if self.alone else sum(self.parts, self.result + PullResult())
+            if self.by_account:
+                shown = sum(self.by_account.values(), shown + PullResult())
             shown.seconds = time.monotonic() - self.started
             self.progress(shown)
 
@@ -188,8 +235,15 @@ def _run_in_threads(
 class _Writer:
     """Applies the pages of its slices, each slice's in the order the slice lists them."""
 
-    def __init__(self, result: PullResult, client: StripeClient, tally: _Tally) -> None:
-        self.result, self.client, self.tally = result, client, tally
+    def __init__(
+        self,
+        result: PullResult,
+        account: Account,
+        tally: _Tally,
+        by_account: dict[Account, PullResult],
+    ) -> None:
+        self.result, self.account, self.tally = result, account, tally
+        self.by_account = by_account
         self.passes: dict[int, RangePass] = {}
 
     def run(self, inbox: queue.Queue[_Message], streams: int, stop: threading.Event) -> None:
@@ -212,14 +266,15 @@ class _Writer:
     def _pass(self, piece: Slice) -> RangePass:
         found = self.passes.get(piece.number)
         if found is None:
-            found = self.passes[piece.number] = RangePass(
-                piece.low, piece.high, self.result, self.client
-            )
+            account = piece.account or self.account
+            counts = self.by_account.get(account, self.result)
+            found = self.passes[piece.number] = RangePass(piece.low, piece.high, counts, account)
         return found
 
     def _apply(self, piece: Slice, page: PageData) -> None:
-        self._pass(piece).apply(page)
-        self.result.pages += 1
+        one_pass = self._pass(piece)
+        one_pass.apply(page)
+        one_pass.result.pages += 1
         self.tally.page_applied()
 
     def _finish(self, piece: Slice) -> None:
@@ -230,8 +285,8 @@ class _Writer:
 
 
 def _fetch(
-    board: Board,
-    client: StripeClient,
+    board: Board | AccountQueue,
+    account: Account,
     inboxes: list[queue.Queue[_Message]],
     stop: threading.Event,
     requests: _Counter,
@@ -241,6 +296,7 @@ def _fetch(
     try:
         while not stop.is_set() and (piece := board.take()) is not None:
             inbox = inboxes[piece.number % len(inboxes)]
+            client = (piece.account or account).client()
             for data in listing.pages(client, piece.low, piece.high):
                 requests.add()
                 kept = board.advance(piece, data)

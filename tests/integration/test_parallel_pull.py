@@ -167,10 +167,10 @@ def test_a_writer_that_fails_stops_the_pull_and_the_run_records_what_was_written
     upsert_page = pages._upsert_page
     applied = itertools.count(1)
 
-    def fail_on_the_fourth(page, result):
+    def fail_on_the_fourth(page, result, account):
         if next(applied) == 4:
             raise DatabaseError("the database refused this page")
-        return upsert_page(page, result)
+        return upsert_page(page, result, account)
 
     monkeypatch.setattr(pages, "_upsert_page", fail_on_the_fourth)
     with pytest.raises(DatabaseError, match="refused this page"):

@@ -10,6 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from django_stripe_customers import schema
+from django_stripe_customers.accounts import default_account
 from django_stripe_customers.clients import get_client
 from django_stripe_customers.models import Customer, PullRun, SyncStatus
 from django_stripe_customers.stripe import (
@@ -107,7 +108,7 @@ def test_expanded_objects_are_kept_and_id_expandables_reduced_to_ids(db):
         "tax_ids": {"object": "list", "data": [], "has_more": False},
         "future_attribute_from_2030": {"anything": [1, 2]},
     }
-    customer, outcome = apply_customer(obj)
+    customer, outcome = apply_customer(obj, account=default_account())
     assert outcome == "created"
     customer.refresh_from_db()
     assert customer.default_source == "card_123"
@@ -119,8 +120,10 @@ def test_expanded_objects_are_kept_and_id_expandables_reduced_to_ids(db):
 
 def test_absent_includable_attribute_does_not_erase_stored_value(db):
     base = {"id": "cus_includable0001", "object": "customer", "created": 1_700_000_000}
-    apply_customer({**base, "tax": {"automatic_tax": "supported"}})
-    customer, outcome = apply_customer({**base, "email": "new@example.com"})
+    apply_customer({**base, "tax": {"automatic_tax": "supported"}}, account=default_account())
+    customer, outcome = apply_customer(
+        {**base, "email": "new@example.com"}, account=default_account()
+    )
     customer.refresh_from_db()
     assert outcome == "updated"
     assert customer.tax == {"automatic_tax": "supported"}
