@@ -20,6 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from . import conf
+from .accounts import KeyEntry, entries
 from .models import WebhookEvent
 from .stripe.webhooks import WebhookSignatureError, verify_signature
 from .sync.events import MalformedEvent, record_refused, store_event
@@ -53,6 +54,23 @@ def _read_body(request: HttpRequest, limit: int) -> bytes | None:
     return None if len(body) > limit else body
 
 
+def _verify(payload: bytes, header: str | None) -> tuple[int, KeyEntry]:
+    """The signature's time and the key whose endpoint secret signed it (an account or a
+    Connect endpoint of that key: the event is of its own account, or of the connected account
+    the event names). Raises ``WebhookSignatureError`` when no secret signed it."""
+    tolerance = int(conf.get_setting("WEBHOOK_TOLERANCE"))
+    failure = WebhookSignatureError("no webhook secret configured")
+    for entry in entries():
+        secrets = [*entry.webhook_secrets, *entry.connect_webhook_secrets]
+        if not secrets:
+            continue
+        try:
+            return verify_signature(payload, header, secrets, tolerance=tolerance), entry
+        except WebhookSignatureError as exc:
+            failure = exc
+    raise failure
+
+
 @csrf_exempt
 @require_POST
 def stripe_webhook(request: HttpRequest) -> HttpResponse:
@@ -61,12 +79,7 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
     if payload is None:
         return _refuse(413, f"body larger than {limit} bytes")
     try:
-        signed_at = verify_signature(
-            payload,
-            request.headers.get("Stripe-Signature"),
-            conf.get_setting("WEBHOOK_SECRETS"),
-            tolerance=int(conf.get_setting("WEBHOOK_TOLERANCE")),
-        )
+        signed_at, entry = _verify(payload, request.headers.get("Stripe-Signature"))
     except WebhookSignatureError as exc:
         return _refuse(400, str(exc))
     try:
@@ -76,7 +89,7 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         record_refused(payload, None, reason)
         return _refuse(400, f"not a Stripe event: {reason}")
     try:
-        event, created = store_event(event_payload, not_after=signed_at)
+        event, created = store_event(event_payload, not_after=signed_at, endpoint=entry)
     except MalformedEvent as exc:  # signed, yet not an event: recorded, so it can be seen
         record_refused(payload, event_payload, str(exc))
         return _refuse(400, f"not a Stripe event: {exc}")

@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone as django_timezone
 
-from ..accounts import Account, UnknownAccount, default_account, entries, find
+from ..accounts import Account, KeyEntry, UnknownAccount, default_account, entries, find
 from ..conf import get_setting
 from ..descriptions import CUSTOMERS
 from ..models import WebhookEvent
@@ -42,14 +42,17 @@ def store_event(
     *,
     not_after: float | None = None,
     account: Account | None = None,
+    endpoint: KeyEntry | None = None,
 ) -> tuple[WebhookEvent, bool]:
     """Store an event once per id: ``(event, True)`` when new, ``(existing, False)`` if not.
 
-    ``account``: the account it is of (the endpoint or the catch-up knows it); by default its
-    ``account`` (a Connect event) or the own account of its mode. An event of an account no
-    key reaches, or of another mode, is stored ``refused``. Raises ``MalformedEvent`` when the
-    payload is not an event (``event_shape``); ``not_after`` is the latest believable
-    ``created`` (a webhook: its signature's time; else our clock).
+    ``account``: the account it is of (a catch-up knows it); else, of ``endpoint`` (the key
+    whose webhook secret signed it), the account the event names (a Connect event) or the
+    key's own; else the account it names or the own account of its mode. An event of an
+    account no key (or not that key) reaches, or of another mode, is stored ``refused``.
+    Raises ``MalformedEvent`` when the payload is not an event (``event_shape``);
+    ``not_after`` is the latest believable ``created`` (a webhook: its signature's time; else
+    our clock).
     """
     problem = event_shape.event_problem(
         payload, not_after=time.time() if not_after is None else not_after
@@ -70,7 +73,7 @@ def store_event(
     obj = (payload.get("data") or {}).get("object") or {}
     handled = event_type in CUSTOMER_EVENTS
     status = Status.RECEIVED if handled or event_type == DEAUTHORIZED_EVENT else Status.IGNORED
-    where, error = _where(payload, account)
+    where, error = _where(payload, account, endpoint)
     if error:
         status = Status.REFUSED
     try:
@@ -135,11 +138,24 @@ def overdue_events(older_than: float, max_attempts: int = 10) -> QuerySet[Webhoo
     )
 
 
-def _where(payload: dict[str, Any], account: Account | None) -> tuple[str | None, str]:
+def _where(
+    payload: dict[str, Any], account: Account | None, endpoint: KeyEntry | None
+) -> tuple[str | None, str]:
     """The event's account as rows name it, and why it is refused (empty: it is not)."""
     live = bool(payload.get("livemode"))
     connected = payload.get("account")
     named = connected if isinstance(connected, str) and connected else None
+    if account is None and endpoint is not None:
+        if endpoint.livemode != live:
+            return named, _mode_mismatch(live)
+        if named is not None:
+            if not endpoint.reaches(named):
+                return named, f"Not applied: {named} is not mirrored through this endpoint's key."
+            account = endpoint.connected_account(named)
+        elif not endpoint.own:
+            return None, "Not applied: the key's own account is not mirrored (OWN_ACCOUNT)."
+        else:
+            account = endpoint.own_account
     if account is not None:
         if account.livemode != live:
             return account.stripe_account, _mode_mismatch(live)

@@ -13,14 +13,17 @@ from typing import Any, Final
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from django.db.models import Count
 
-from ...models import Customer, PullRun, SyncStatus, WebhookEvent
+from ...accounts import Account
+from ...models import Customer, SyncStatus, WebhookEvent
 from ...stripe import StripeError
 from ...sync import events, outbox, pull, push, runs
+from ...sync.pages import PullResult
 from ...tasks import push_now
+from ..account_options import add_account_options, chosen_accounts
 from ..arguments import add_django_options, counted, parse_moment
 from ..progress import Bar, Progress
+from ..status import write_status
 
 
 class Command(BaseCommand):
@@ -60,6 +63,7 @@ class Command(BaseCommand):
         pull_parser.add_argument(
             "--dry-run", action="store_true", help="report what would change, change nothing"
         )
+        add_account_options(pull_parser)
         push_parser = commands.add_parser(
             "push", help="push local edits to Stripe now (pending rows, or some customers)"
         )
@@ -82,6 +86,7 @@ class Command(BaseCommand):
         events_parser.add_argument(
             "--since", type=parse_moment, required=True, help="events created at or after DATE"
         )
+        add_account_options(events_parser)
         status_parser = commands.add_parser(
             "status", help="counts by sync status, deleted, retrying pushes, last full pull"
         )
@@ -125,20 +130,35 @@ class Command(BaseCommand):
             raise CommandError("--dry-run runs in one transaction: it cannot use --partitions")
         if options["stripe_ids"] and (options["since"] or options["until"]):
             raise CommandError("give either STRIPE_IDs or --since/--until, not both")
+        several = options["all_accounts"] or len(options["account"]) > 1
+        if several and (options["stripe_ids"] or options["partitions"] > 1):
+            raise CommandError(
+                "several accounts are pulled whole, here: no STRIPE_IDs, no --partitions (under "
+                "Celery, pull_all_task(all_accounts=True) sends one task per account)"
+            )
+        accounts = chosen_accounts(options)
         with transaction.atomic() if options["dry_run"] else nullcontext():
             if options["stripe_ids"]:
-                self.pull_ids(options["stripe_ids"], dry_run=options["dry_run"])
+                self.pull_ids(
+                    options["stripe_ids"],
+                    account=accounts[0] if options["account"] else None,
+                    dry_run=options["dry_run"],
+                )
+            elif several:
+                self.pull_accounts(accounts, options)
             else:
-                self.pull_all(options)
+                self.pull_all(options, accounts[0])
             if options["dry_run"]:
                 transaction.set_rollback(True)
                 self.stdout.write("dry run: nothing was written")
 
-    def pull_ids(self, stripe_ids: list[str], *, dry_run: bool = False) -> None:
+    def pull_ids(
+        self, stripe_ids: list[str], *, account: Account | None, dry_run: bool = False
+    ) -> None:
         failures = 0
         for stripe_id in stripe_ids:
             try:
-                customer = pull.pull_customer(stripe_id)
+                customer = pull.pull_customer(stripe_id, account=account)
             except StripeError as exc:
                 failures += 1
                 self.stderr.write(f"{stripe_id}: {exc}")
@@ -155,8 +175,27 @@ class Command(BaseCommand):
             total = counted(len(stripe_ids), "customer")
             raise CommandError(f"{failures} of {total} could not be pulled")
 
-    def pull_all(self, options: dict[str, Any]) -> None:
+    def pull_accounts(self, accounts: list[Account], options: dict[str, Any]) -> None:
+        """Several accounts in ``--parallel`` streams: a line per account, then the total."""
         known = Customer.objects.filter(stripe_id__isnull=False, deleted=False).count()
+        progress = Progress(self.stdout, expected=known)
+        try:
+            results = runs.pull_accounts(accounts, progress, parallel=options["parallel"])
+        finally:
+            progress.done()
+        for account, result in results.items():
+            self.stdout.write(
+                f"{account}: {counted(result.seen, 'customer')}, {result.created:,} created, "
+                f"{result.updated:,} updated, {result.marked_deleted:,} marked deleted"
+            )
+        total = sum(results.values(), PullResult())
+        total.seconds = max((result.seconds for result in results.values()), default=0.0)
+        self._report(total, options, f" in {counted(len(results), 'account')}")
+
+    def pull_all(self, options: dict[str, Any], account: Account) -> None:
+        known = Customer.objects.filter(
+            stripe_id__isnull=False, deleted=False, **account.rows
+        ).count()
         progress = Progress(self.stdout, expected=known)
         try:
             try:
@@ -166,6 +205,7 @@ class Command(BaseCommand):
                     partitions=options["partitions"],
                     progress=progress,
                     parallel=options["parallel"],
+                    account=account,
                     timeout=options["timeout"],
                 )
             finally:
@@ -179,9 +219,12 @@ class Command(BaseCommand):
                     "written; the run is recorded as failed (see `stripe_customers status`)."
                 )
             raise
+        self._report(result, options)
+
+    def _report(self, result: PullResult, options: dict[str, Any], where: str = "") -> None:
         cost = (
             f"{counted(result.requests, 'request')} ({counted(result.pages, 'page')}) in "
-            f"{result.seconds:.1f}s"
+            f"{result.seconds:.1f}s{where}"
         )
         if options["dry_run"]:
             summary = (
@@ -286,7 +329,11 @@ class Command(BaseCommand):
             raise CommandError(f"{counted(failures, 'event')} failed again")
 
     def catch_up(self, options: dict[str, Any]) -> None:
-        result = events.catch_up(options["since"])
+        result = events.CatchUpResult()
+        for account in chosen_accounts(options):
+            done = events.catch_up(options["since"], account=account)
+            for name in vars(result):
+                setattr(result, name, getattr(result, name) + getattr(done, name))
         self.stdout.write(
             f"Listed {counted(result.listed, 'event')} in {counted(result.requests, 'request')}: "
             f"{result.stored} new, {result.processed} applied, {result.stale} stale, "
@@ -298,45 +345,8 @@ class Command(BaseCommand):
 
     # -- status -------------------------------------------------------------------------------
 
-    def _retrying(self, shown: int = 10) -> None:
-        """Pushes Stripe did not take yet: when each is tried again, and why it waits."""
-        retrying = Customer.objects.filter(
-            sync_status=SyncStatus.PENDING, next_attempt_at__isnull=False, deleted=False
-        ).order_by("next_attempt_at")
-        count = retrying.count()
-        if not count:
-            return
-        self.stdout.write(f"retrying: {counted(count, 'push', 'pushes')} Stripe did not take yet")
-        for row in retrying.only("pk", "stripe_id", "next_attempt_at", "sync_error")[:shown]:
-            name = f"{row.pk} ({row.stripe_id})" if row.stripe_id else str(row.pk)
-            self.stdout.write(
-                f"  {name}: next attempt {row.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC; "
-                f"{row.sync_error}"
-            )
-        if count > shown:
-            self.stdout.write(f"  ... and {count - shown:,} more")
-
     def status(self) -> None:
-        counts = dict(
-            Customer.objects.values_list("sync_status").annotate(n=Count("id")).order_by()
-        )
-        total = sum(counts.values())
-        self.stdout.write(f"customers: {total:,}")
-        for status in SyncStatus:
-            self.stdout.write(f"  {status.value:<8} {counts.get(status.value, 0):,}")
-        self.stdout.write(f"  deleted  {Customer.objects.filter(deleted=True).count():,}")
-        self._retrying()
-        full = PullRun.objects.filter(
-            created_gte__isnull=True, created_lt__isnull=True, finished_at__isnull=False
-        ).first()
-        if full is None:
-            self.stdout.write("last full pull: never")
-        else:
-            self.stdout.write(
-                f"last full pull: {full.finished_at:%Y-%m-%d %H:%M:%S} UTC ({full.status}, "
-                f"{counted(full.created + full.updated + full.unchanged, 'customer')}, "
-                f"{counted(len(full.errors), 'error')})"
-            )
+        write_status(self.stdout)
 
 
 #: What ``push <id>`` says of each outcome.
