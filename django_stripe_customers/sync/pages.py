@@ -289,8 +289,8 @@ class _UnseenWindow:
             in_range &= Q(created__lte=self._upper)
         elif self._lt is not None:  # nothing listed: the whole range went unseen
             in_range &= Q(created__lt=self._lt)
-        if self._gte is None and self._lt is None:
-            in_range |= Q(created__isnull=True)
+        if self._gte is None and self._lt is None and self._upper is not None:
+            in_range |= Q(created__isnull=True)  # (with no bound at all, Q() is every row)
         return self._local_ids(in_range, self._at_upper)
 
     def _local_ids(self, in_range: Q, seen: Iterable[str]) -> list[str]:

@@ -259,6 +259,23 @@ def test_rows_not_listed_upstream_are_checked_and_flagged_deleted(stripe_setting
     }
 
 
+@pytest.mark.parametrize("parallel", [1, 4])
+def test_an_account_whose_every_customer_was_deleted_upstream_flags_every_row(
+    stripe_settings, parallel
+):
+    """Stripe then lists nothing at all: every local row went unseen (a regression: the
+    unbounded pass checked only the rows with no ``created``)."""
+    ids = stripe_settings.seed(3)
+    pull_all()
+    for stripe_id in ids:
+        get_client().customers.delete(stripe_id)
+
+    result = pull_all(parallel=parallel)
+
+    assert result.marked_deleted == 3
+    assert Customer.objects.filter(deleted=True).count() == 3
+
+
 def test_created_range_limits_the_pull(stripe_settings):
     emulator = stripe_settings
     emulator.seed(30, spacing=60)
