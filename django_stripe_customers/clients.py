@@ -36,7 +36,11 @@ def get_client(**overrides: Any) -> StripeClient:
 
     Raises ``ImproperlyConfigured`` when no API key is configured.
     """
-    options = {argument: get_setting(name) for argument, name in _SETTINGS.items()}
+    options = {
+        argument: get_setting(name)
+        for argument, name in _SETTINGS.items()
+        if argument not in overrides  # a key given (an ACCOUNTS entry's) needs no API_KEY
+    }
     options.update(overrides)
     if "rate_limiter" not in options:
         options["rate_limiter"] = limiter_for(

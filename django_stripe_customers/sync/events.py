@@ -233,9 +233,19 @@ def _apply(
         if outcome is Applied.REREAD:
             assert customer is not None
             return outcome, customer.synced_at
+        if outcome is Applied.ELSEWHERE:  # the id is a row of another account: not applied
+            assert customer is not None
+            error = f"Not applied: {obj['id']} is a customer of {_account_of(customer)}."
+            _finish(event, Status.REFUSED, error)
+            return Status.REFUSED, None
         status = Status.STALE if outcome is Applied.STALE else Status.PROCESSED
         _finish(event, status)
     return status, None
+
+
+def _account_of(customer: Any) -> str:
+    mode = "live" if customer.livemode else "test"
+    return f"{customer.stripe_account or 'the own account'} ({mode})"
 
 
 def _apply_fresh(event_pk: int, stripe_id: str, seen: object, account: Account) -> str:
@@ -248,9 +258,9 @@ def _apply_fresh(event_pk: int, stripe_id: str, seen: object, account: Account) 
         return event.status if event.status in FINAL else Status.PROCESSED
 
 
-def _finish(event: WebhookEvent, status: str) -> None:
+def _finish(event: WebhookEvent, status: str, error: str = "") -> None:
     WebhookEvent.objects.filter(pk=event.pk).update(
-        status=status, processed_at=django_timezone.now(), error="", attempts=event.attempts + 1
+        status=status, processed_at=django_timezone.now(), error=error, attempts=event.attempts + 1
     )
 
 
