@@ -12,6 +12,8 @@ from typing import Any, Final
 
 from . import schema
 from .models import Customer
+from .stripe import StripeClient
+from .stripe.customers import ObjectResource
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,10 @@ class MirroredObject:
     mirrored: tuple[str, ...]  # attributes with a column
     pushable: tuple[str, ...]  # attributes a local edit sends
     includable: tuple[str, ...]  # attributes Stripe shows only when expanded
+
+    def endpoints(self, client: StripeClient) -> ObjectResource:
+        """Its create, retrieve, update, delete and list requests, through ``client``."""
+        return client.resource(self.path)
 
     @property
     def events(self) -> frozenset[str]:

@@ -24,7 +24,7 @@ from urllib3.exceptions import ReadTimeoutError
 
 from django_stripe_customers import __version__, schema
 
-from .customers import CustomersResource, Expand, Params
+from .customers import CustomersResource, Expand, ObjectResource, Params
 from .encoding import encode_params, urlencode_params
 from .errors import (
     APIConnectionError,
@@ -177,6 +177,11 @@ class StripeClient:
             found.customers = CustomersResource(found)
             self._accounts[stripe_account] = found
             return found
+
+    def resource(self, path: str) -> ObjectResource:
+        """The endpoints of the objects at ``path`` (``client.resource("/v1/customers")`` is
+        ``client.customers``)."""
+        return ObjectResource(self, path)
 
     def __repr__(self) -> str:
         return (

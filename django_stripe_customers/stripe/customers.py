@@ -1,4 +1,5 @@
-"""``client.customers``: the /v1/customers endpoints of ``StripeClient``."""
+"""The endpoints of one Stripe object type (``client.resource(path)``), and
+``client.customers``: the /v1/customers ones."""
 
 from __future__ import annotations
 
@@ -15,17 +16,19 @@ Params: TypeAlias = Mapping[str, Any]
 Expand: TypeAlias = Sequence[str] | None
 
 
-class CustomersResource:
-    """``client.customers``: the /v1/customers endpoints."""
+class ObjectResource:
+    """The create, retrieve, update, delete and list endpoints of the objects at ``path``
+    (``/v1/customers``): ``{path}`` lists and creates, ``{path}/{id}`` does the rest."""
 
-    def __init__(self, client: StripeClient) -> None:
-        self._client = client
+    def __init__(self, client: StripeClient, path: str) -> None:
+        if not path.startswith("/v1/") or path.endswith("/"):
+            raise ValueError(f"path must be a collection like /v1/customers, got {path!r}")
+        self._client, self.path = client, path
 
-    @staticmethod
-    def _path(customer_id: str) -> str:
+    def _path(self, customer_id: str) -> str:
         if not isinstance(customer_id, str) or not customer_id:
             raise ValueError(f"customer_id must be a non-empty string, got {customer_id!r}")
-        return f"/v1/customers/{quote(customer_id, safe='')}"
+        return f"{self.path}/{quote(customer_id, safe='')}"
 
     def create(
         self,
@@ -35,7 +38,7 @@ class CustomersResource:
         expand: Expand = None,
     ) -> StripeObject:
         return self._client.request(
-            "POST", "/v1/customers", params, idempotency_key=idempotency_key, expand=expand
+            "POST", self.path, params, idempotency_key=idempotency_key, expand=expand
         )
 
     def retrieve(self, customer_id: str, *, expand: Expand = None) -> StripeObject:
@@ -64,21 +67,28 @@ class CustomersResource:
         """One page: the raw list object (``data``, ``has_more``)."""
         if limit is not None:
             params = {**(params or {}), "limit": _checked_limit(limit)}
-        return self._client.request("GET", "/v1/customers", params, expand=expand)
+        return self._client.request("GET", self.path, params, expand=expand)
 
     def list_all(
         self, params: Params | None = None, *, limit: int = 100, expand: Expand = None
     ) -> Iterator[dict[str, Any]]:
-        """Every customer, newest first, fetched one page at a time (memory stays flat)."""
+        """Every object, newest first, fetched one page at a time (memory stays flat)."""
         _checked_limit(limit)
         if params and params.get("ending_before") is not None:
             raise ValueError("list_all pages forward with starting_after; drop ending_before")
         query = {**(params or {}), "limit": limit}
         return (
             customer
-            for page in self._client.iter_pages("/v1/customers", query, expand=expand)
+            for page in self._client.iter_pages(self.path, query, expand=expand)
             for customer in page
         )
+
+
+class CustomersResource(ObjectResource):
+    """``client.customers``: the /v1/customers endpoints."""
+
+    def __init__(self, client: StripeClient) -> None:
+        super().__init__(client, "/v1/customers")
 
 
 def _checked_limit(limit: int) -> int:

@@ -1,4 +1,4 @@
-"""The customer list request, built in one place: ``GET /v1/customers`` of a ``created`` range,
+"""The list request, built in one place: ``GET`` of the mirrored object's path, a ``created`` range,
 Stripe's largest page, with what the pull expands.
 
 A one-stream pass pages through a range (``pages``); a parallel pull first lists the newest page

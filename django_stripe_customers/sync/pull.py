@@ -21,6 +21,7 @@ from .. import schema
 from ..accounts import Account, default_account, find
 from ..conf import get_setting
 from ..deletion import erase_if_configured
+from ..descriptions import CUSTOMERS
 from ..mirror import fields_from_stripe, is_deleted
 from ..models import ACCOUNT_FIELDS, Customer, SyncStatus
 from ..stripe import InvalidRequestError, StripeClient, observed_at, sent_at
@@ -227,7 +228,7 @@ def reread(stripe_id: str, seen: object, *, account: Account) -> Reread:
     client = account.client()
     for attempt in range(1, MAX_REREADS + 1):
         try:
-            obj = client.customers.retrieve(stripe_id, expand=expansions())
+            obj = CUSTOMERS.endpoints(client).retrieve(stripe_id, expand=expansions())
         except InvalidRequestError as exc:
             if exc.http_status == 404:
                 rows = Customer.objects.filter(stripe_id=stripe_id, **account.rows)

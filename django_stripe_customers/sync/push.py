@@ -27,6 +27,7 @@ from .. import schema
 from ..accounts import Account, UnknownAccount, find
 from ..conf import get_setting
 from ..deletion import erase_if_configured
+from ..descriptions import CUSTOMERS
 from ..edits import check_one_shot
 from ..mirror import fields_from_stripe, is_deleted
 from ..models import ACCOUNT_FIELDS, Customer, SyncStatus
@@ -199,7 +200,7 @@ def _account(pk: int, intent: dict[str, Any]) -> Account:
 
 
 def _deletion_intent(customer: Customer, owner: str, now: datetime) -> dict[str, Any]:
-    """The request of a deletion asked here: ``DELETE /v1/customers/{id}``."""
+    """The request of a deletion asked here: ``DELETE {path}/{id}``."""
     return {
         "method": "delete",
         "stripe_id": customer.stripe_id,
@@ -215,11 +216,12 @@ def _deletion_intent(customer: Customer, owner: str, now: datetime) -> dict[str,
 def _send(client: StripeClient, intent: dict[str, Any]) -> dict[str, Any]:
     """Step 2: the HTTP call, outside any transaction."""
     key, expand = intent["key"], intent.get("expand")
+    endpoints = CUSTOMERS.endpoints(client)
     if intent["method"] == "create":
-        return client.customers.create(intent["params"], idempotency_key=key, expand=expand)
+        return endpoints.create(intent["params"], idempotency_key=key, expand=expand)
     if intent["method"] == "delete":
-        return client.customers.delete(intent["stripe_id"], idempotency_key=key)
-    return client.customers.update(
+        return endpoints.delete(intent["stripe_id"], idempotency_key=key)
+    return endpoints.update(
         intent["stripe_id"], intent["params"], idempotency_key=key, expand=expand
     )
 
@@ -351,7 +353,7 @@ def _handle_missing(
 ) -> PushResult:
     """An update answered 404: flag the row if Stripe deleted the customer, else fail it."""
     try:
-        obj = account.client().customers.retrieve(intent["stripe_id"])
+        obj = CUSTOMERS.endpoints(account.client()).retrieve(intent["stripe_id"])
     except InvalidRequestError:
         message = describe(exc) + f" (not in {account}: check the API key)"
         return _fail(pk, message, intent)

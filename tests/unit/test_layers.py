@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from django_stripe_customers import schema
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "django_stripe_customers"
 
@@ -241,3 +243,21 @@ def print_graph() -> None:
 
 if __name__ == "__main__":
     sys.exit(print_graph())
+
+
+#: Attributes every Stripe object the engine could mirror has: ``sync/`` may name these.
+COMMON_ATTRIBUTES = frozenset({"id", "object", "created", "livemode", "metadata"})
+
+
+def test_sync_names_no_attribute_of_the_customer_and_not_its_path():
+    """What is particular to Customers lives in ``descriptions`` and ``schema``: the engine's
+    strings (code and docstrings) name none of its attributes and not ``/v1/customers``."""
+    particular = set(schema.MIRRORED) - COMMON_ATTRIBUTES
+    found = []
+    for path in sorted((ROOT / PACKAGE / "sync").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Constant) or not isinstance(node.value, str):
+                continue
+            if node.value in particular or "/v1/customers" in node.value:
+                found.append(f"{path.name}:{node.lineno} {node.value[:60]!r}")
+    assert found == []
