@@ -278,10 +278,14 @@ def _pg(*statements: str) -> None:
 
 
 class Databases:
-    """Templates migrated once per (backend, settings); a fresh copy for every measured pull."""
+    """Templates migrated once per (backend, settings); a fresh copy for every measured pull.
 
-    def __init__(self, workdir: Path) -> None:
+    ``pg_name``: the PostgreSQL database of the pulls (its templates are named after it), so
+    benchmarks that use this class do not drop each other's databases."""
+
+    def __init__(self, workdir: Path, pg_name: str = PG_BENCH_DB) -> None:
         self.workdir = workdir
+        self.pg_name = pg_name
         self.templates: dict[tuple[str, str], str] = {}
         self.migrate_seconds: dict[tuple[str, str], float] = {}
         self._copies = 0
@@ -299,7 +303,7 @@ class Databases:
         if backend == "sqlite":
             name = str(self.workdir / f"template-{suffix}.sqlite3")
         else:
-            name = f"{PG_BENCH_DB}_tpl_{suffix}"
+            name = f"{self.pg_name}_tpl_{suffix}"
             _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
         started = time.monotonic()
         print(f"  migrating a {backend} template for {settings} ...", flush=True)
@@ -334,10 +338,10 @@ class Databases:
             shutil.copyfile(template, path)
             return str(path)
         _pg(
-            f'DROP DATABASE IF EXISTS "{PG_BENCH_DB}" WITH (FORCE)',
-            f'CREATE DATABASE "{PG_BENCH_DB}" TEMPLATE "{template}"',
+            f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)',
+            f'CREATE DATABASE "{self.pg_name}" TEMPLATE "{template}"',
         )
-        return PG_BENCH_DB
+        return self.pg_name
 
     def discard(self, backend: str, name: str) -> None:
         if backend == "sqlite":
@@ -345,7 +349,7 @@ class Databases:
                 path.unlink(missing_ok=True)
 
     def close(self) -> None:
-        names = [PG_BENCH_DB] + [
+        names = [self.pg_name] + [
             name for (backend, _), name in self.templates.items() if backend == "postgres"
         ]
         if any(backend == "postgres" for backend, _ in self.templates):
