@@ -23,6 +23,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from . import schema
+from .accounts import Account
 from .bookkeeping import SYNC_COLUMNS, SyncStatus, marked_pending, pending_update
 from .deletion import delete_rows, erase
 from .owners import EmailMatch, customer_for_owner
@@ -171,11 +172,18 @@ class CustomerManager(_BaseCustomerManager["Customer"]):
         *,
         defaults: Mapping[str, Any] | None = None,
         email_match: EmailMatch | str | None = None,
+        account: Account | None = None,
     ) -> Customer:
-        """The owner's (a user's) live customer: linked, else an unlinked one with the owner's
-        email as ``OWNER_EMAIL_MATCH`` says, else created and pushed (``owners``). Two calls
-        at once for one owner make one customer."""
+        """The owner's (a user's) live customer in ``account`` (by default the default one):
+        linked, else an unlinked one with the owner's email as ``OWNER_EMAIL_MATCH`` says,
+        else created and pushed (``owners``). Two calls at once for one owner make one
+        customer."""
         customer, _created = customer_for_owner(
-            self.model, owner, defaults=defaults, email_match=email_match, using=self._db
+            self.model,
+            owner,
+            defaults=defaults,
+            email_match=email_match,
+            using=self._db,
+            account=account,
         )
         return customer

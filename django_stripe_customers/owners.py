@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from django.db import IntegrityError, models, transaction
 
+from .accounts import Account, default_livemode, default_stripe_account
 from .conf import get_setting
 
 if TYPE_CHECKING:
@@ -61,14 +62,21 @@ def customer_for_owner(
     defaults: Mapping[str, Any] | None = None,
     email_match: EmailMatch | str | None = None,
     using: str | None = None,
+    account: Account | None = None,
 ) -> tuple[Customer, bool]:
     """``(customer, created)``: see the module docstring. ``defaults`` are the attributes of a
     customer made here (the owner's email and full name unless given); ``email_match``
-    overrides the setting ``OWNER_EMAIL_MATCH`` for this call."""
+    overrides the setting ``OWNER_EMAIL_MATCH`` for this call. One live customer per owner in
+    each account and mode: ``account`` says which (by default, the default account)."""
     if owner.pk is None:
         raise ValueError("for_owner(): the owner must be saved first (it has no primary key).")
     match = EmailMatch(get_setting("OWNER_EMAIL_MATCH") if email_match is None else email_match)
-    live = model._default_manager.db_manager(using).filter(deleted=False)
+    where = (
+        account.rows
+        if account is not None
+        else {"stripe_account": default_stripe_account(), "livemode": default_livemode()}
+    )
+    live = model._default_manager.db_manager(using).filter(deleted=False, **where)
     for _ in range(ATTEMPTS):
         found = live.filter(user=owner).first()
         if found is not None:
@@ -85,7 +93,7 @@ def customer_for_owner(
                 if linked is not None:
                     return linked, False
                 continue  # linked to someone else meanwhile, or the owner got one: look again
-        created = _create(model, owner, email, defaults or {}, using)
+        created = _create(model, owner, email, {**where, **(defaults or {})}, using)
         if created is not None:
             return created, True
     raise OwnerLinkError(

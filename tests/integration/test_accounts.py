@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
+from django.db import IntegrityError, connection, transaction
+from django.db.migrations.executor import MigrationExecutor
 
 from django_stripe_customers import accounts
 from django_stripe_customers.clients import clear_client_cache, get_client
@@ -378,3 +380,42 @@ def test_two_keys_of_one_mode_with_the_later_ones_account_are_two_accounts(setti
     other = accounts.find("acct_other", False)
     assert other.connected is False, "its own account: no Stripe-Account header"
     assert other.client().stripe_account is None
+
+
+def test_an_owner_has_one_live_customer_per_account(platform, db, django_user_model):
+    ada = django_user_model.objects.create_user("ada", email="ada@example.com")
+    own = Customer.objects.for_owner(ada)
+    in_a = Customer.objects.for_owner(ada, account=accounts.find(ACCT_A, False))
+
+    assert own.pk != in_a.pk
+    assert (own.stripe_account, in_a.stripe_account) == (None, ACCT_A)
+    assert Customer.objects.for_owner(ada, account=accounts.find(ACCT_A, False)).pk == in_a.pk
+    with pytest.raises(IntegrityError):  # the constraint holds per account and mode
+        with transaction.atomic():
+            Customer.objects.create(user=ada, email="again@example.com", stripe_account=ACCT_A)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_files_existing_rows_as_the_keys_own_account(settings):
+    """Rows from before accounts: in Stripe, the key's own account (or STRIPE_ACCOUNT's);
+    not in Stripe yet, the mode of the configured key."""
+    settings.STRIPE_CUSTOMERS = {"API_KEY": LIVE_KEY, "STRIPE_ACCOUNT": ACCT_A}
+    executor = MigrationExecutor(connection)
+    before = [("stripe_customers", "0003_owner_deletion_retries")]
+    after = [("stripe_customers", "0004_accounts")]
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps.get_model("stripe_customers", "Customer")
+    old.objects.create(stripe_id="cus_Before0000001", livemode=False, sync_status="synced")
+    old.objects.create(email="local@example.com", livemode=False, sync_status="pending")
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    rows = {row.email or row.stripe_id: row for row in Customer.objects.all()}
+    assert rows["cus_Before0000001"].stripe_account == ACCT_A
+    assert rows["cus_Before0000001"].livemode is False, "its mode is Stripe's, as mirrored"
+    assert (rows["local@example.com"].stripe_account, rows["local@example.com"].livemode) == (
+        ACCT_A,
+        True,
+    )
