@@ -31,6 +31,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.urls import URLResolver, get_resolver
 
 from . import conf, ratelimits, schema
+from .accounts import entries
 
 STRIPE_HOST = "api.stripe.com"
 
@@ -52,6 +53,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
     messages += _check_unknown_keys(configured)
     messages += _check_types()
     messages += _check_rate_limit_backend()
+    messages += _check_accounts()
     messages += [] if _deploying() else _check_api_key_missing()
     messages += _check_api_key()
     messages += _check_api_base()
@@ -198,9 +200,25 @@ def _type_error(name: str, expected: str, value: Any) -> Any:
     )
 
 
+def _check_accounts() -> list[Any]:
+    """``ACCOUNTS`` as ``accounts.entries()`` reads it: each entry's mistake, named."""
+    if conf.user_settings().get("ACCOUNTS") is None:
+        return []
+    try:
+        entries()
+    except ImproperlyConfigured as exc:
+        return [checks.Error(str(exc), id="stripe_customers.E009")]
+    return []
+
+
+def _has_key() -> bool:
+    """A key to talk to Stripe with: ``API_KEY``, or the entries of ``ACCOUNTS``."""
+    return conf.has_api_key() or conf.user_settings().get("ACCOUNTS") is not None
+
+
 def _missing_api_key(level: Level, code: str) -> list[Any]:
     """No key: ``level`` (a warning for ``migrate`` and friends, an error under ``--deploy``)."""
-    if conf.has_api_key():
+    if _has_key():
         return []
     return [
         level(
@@ -244,8 +262,14 @@ def _check_api_key() -> list[Any]:
 
 
 def _check_webhook_secrets(level: Level, code: str) -> list[Any]:
-    if conf.get_setting("WEBHOOK_SECRETS"):
+    if conf.get_setting("WEBHOOK_SECRETS") or conf.get_setting("CONNECT_WEBHOOK_SECRETS"):
         return []
+    if conf.user_settings().get("ACCOUNTS") is not None:
+        try:
+            if any(e.webhook_secrets or e.connect_webhook_secrets for e in entries()):
+                return []
+        except ImproperlyConfigured:  # E009 says why
+            return []
     return [
         level(
             f"{WEBHOOK_URLCONF} is included in the URLconf but no webhook signing secret is "

@@ -194,3 +194,22 @@ def test_deploy_reports_a_missing_secret_once_as_an_error(settings):
     assert "stripe_customers.W005" not in deploying
     assert "stripe_customers.W006" not in deploying
     assert {"stripe_customers.W005", "stripe_customers.W006"} <= set(run_checks())
+
+
+def test_e009_a_wrong_accounts_setting_is_named(settings):
+    settings.STRIPE_CUSTOMERS = {**VALID, "ACCOUNTS": [{"API_KEY": "sk_test_a", "CONECTED": []}]}
+    found = run_checks()
+    assert set(found) == {"stripe_customers.E009"}
+    assert "ACCOUNTS'][0]: unknown key(s) CONECTED" in found["stripe_customers.E009"].msg
+
+
+def test_accounts_with_their_keys_and_secrets_need_no_api_key(settings):
+    settings.DEBUG = False
+    settings.STRIPE_CUSTOMERS = {
+        "ACCOUNTS": [
+            {"API_KEY": "sk_test_a", "CONNECTED": "all", "CONNECT_WEBHOOK_SECRETS": ["whsec_c"]},
+            {"API_KEY": "sk_test_b", "ACCOUNT": "acct_b", "WEBHOOK_SECRETS": ["whsec_b"]},
+        ]
+    }
+    assert run_checks() == {}
+    assert run_checks(deploy=True) == {}
