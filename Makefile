@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHARED_SPEC := ../shared/stripe/customer.json
 
-.PHONY: test test-fast demo demo-remote-edit chromium screenshots venv lint test-sqlite test-postgres test-matrix bench bench-pull bench-pull-latency clean distclean
+.PHONY: test test-fast demo demo-remote-edit chromium screenshots venv lint test-sqlite test-postgres test-matrix bench bench-pull bench-pull-latency bench-accounts clean distclean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -103,6 +103,10 @@ bench-pull: $(STAMP)
 # The same at Stripe's pace: 300 ms a request, 25 requests/s; parallel streams, Celery workers.
 bench-pull-latency: $(STAMP)
 	$(BIN)/python benchmarks/pull.py --latency-ms 300
+
+# 50 connected accounts x 200 customers, pulled with --all-accounts --parallel 16 at Stripe's pace.
+bench-accounts: $(STAMP)
+	$(BIN)/python benchmarks/accounts.py
 
 # What is cheap to rebuild: build output, caches, the demo's database. The venvs stay.
 clean:
