@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet, TextField
@@ -20,6 +21,17 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import schema
 from ..models import Customer, SyncStatus, WebhookEvent
+from .accounts import (
+    ModeFilter,
+    StripeAccountFilter,
+    account_choices,
+    account_html,
+    account_label,
+    deauthorized_at,
+    deauthorized_notice,
+    mode_label,
+    shows_account_column,
+)
 from .actions import erase_personal_data, pull_from_stripe, push_to_stripe, retry_failed_pushes
 from .display import (
     STATUS_HELP,
@@ -92,14 +104,15 @@ class CustomerAdmin(_CustomerModelAdmin):
         "created_on",
     )
     list_display_links = ("email", "name")
-    search_fields = ("email", "name", "phone", "stripe_id")
-    search_help_text = _("Email, name, phone, Stripe id or a metadata value.")
+    search_fields = ("email", "name", "phone", "stripe_id", "stripe_account")
+    search_help_text = _("Email, name, phone, Stripe id, account (acct_...) or a metadata value.")
     list_filter = (
         "sync_status",
         OverduePushFilter,
         "deleted",
         "delinquent",
-        "livemode",
+        StripeAccountFilter,
+        ModeFilter,
         "currency",
         "tax_exempt",
     )
@@ -171,9 +184,17 @@ class CustomerAdmin(_CustomerModelAdmin):
         ]
         if adding:
             sent_once = ("payment_method", ("tax_id_type", "tax_id_value"))
-            return [*fieldsets, (_("Sent once to Stripe, on create"), {"fields": sent_once})]
+            where: _FieldsetSpec = []
+            if len(account_choices()) > 1:  # as the form decides (``forms``)
+                where = [(_("Stripe account"), {"fields": ("account",)})]
+            return [
+                *where,
+                *fieldsets,
+                (_("Sent once to Stripe, on create"), {"fields": sent_once}),
+            ]
         return [
-            (_("Sync"), {"fields": ("sync_panel", "read_values")}),  # read_values: hidden
+            # read_values: hidden
+            (_("Sync"), {"fields": ("account_display", "sync_panel", "read_values")}),
             *fieldsets,
             (_("Stripe-managed"), {"fields": STRIPE_MANAGED_SHOWN}),
             (_("Recent Stripe events"), {"fields": ("recent_events",)}),
@@ -185,7 +206,27 @@ class CustomerAdmin(_CustomerModelAdmin):
         if obj is None:
             return ()
         tax_shown = tuple(f"{name}_display" for name in TAX_GROUP)
-        return ("sync_panel", "recent_events", *STRIPE_MANAGED_SHOWN, *tax_shown)
+        shown = ("account_display", "sync_panel", "recent_events")
+        return (*shown, *STRIPE_MANAGED_SHOWN, *tax_shown)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """The page warns, on top, when the row's account disconnected from the platform."""
+        if request.method == "GET":
+            customer = self.get_object(request, unquote(object_id))
+            since = None if customer is None else deauthorized_at(customer)
+            if customer is not None and since is not None:
+                self.message_user(request, deauthorized_notice(customer, since), messages.WARNING)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description=_("Stripe account"))
+    def account_display(self, customer: Customer) -> SafeString:
+        return account_html(customer, deauthorized_at(customer))
 
     @admin.display(description=_("Webhook and catch-up events"))
     def recent_events(self, customer: Customer) -> SafeString:
@@ -212,7 +253,7 @@ class CustomerAdmin(_CustomerModelAdmin):
                 "status_help": STATUS_HELP[SyncStatus(customer.sync_status)],
                 "changes": changes,
                 "changes_error": changes_error,
-                "mode": _("live mode") if customer.livemode else _("test mode"),
+                "mode": _dashboard_mode(customer),
             },
         )
 
@@ -220,6 +261,18 @@ class CustomerAdmin(_CustomerModelAdmin):
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return CustomerChangeList
+
+    def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:
+        """The account column only when the table holds more than one account."""
+        shown = tuple(self.list_display)
+        if not shows_account_column(request, self.get_queryset(request)):
+            return shown
+        at = shown.index("stripe_id") + 1
+        return (*shown[:at], "account_column", *shown[at:])
+
+    @admin.display(description=_("Stripe account"), ordering="stripe_account")
+    def account_column(self, customer: Customer) -> str:
+        return f"{account_label(customer.stripe_account)} ({mode_label(customer.livemode)})"
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
@@ -254,6 +307,13 @@ class CustomerAdmin(_CustomerModelAdmin):
             )
             results = results | by_metadata
         return results, may_have_duplicates
+
+
+def _dashboard_mode(customer: Customer) -> str:
+    """How the dashboard link names where it goes: the mode, and a connected account."""
+    if customer.stripe_account:
+        return f"{customer.stripe_account}, {mode_label(customer.livemode)}"
+    return mode_label(customer.livemode)
 
 
 for _name in JSON_MANAGED:  # read-only displays: cash_balance_display, sources_display, ...

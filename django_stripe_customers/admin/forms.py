@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy as _
 from .. import schema
 from ..edits import check_one_shot
 from ..models import Customer
+from .accounts import account_choices, parse_choice
 from .conflicts import Resolution, resolve, sign_read, unsign_read
 from .fields import (
     LocalesField,
@@ -77,6 +78,12 @@ class CustomerAdminForm(_CustomerModelForm):
         required=False, label=_("Tax id type"), choices=[("", "---------"), *TAX_ID_TYPES]
     )
     tax_id_value = forms.CharField(required=False, label=_("Tax id"))
+    # The account a new customer goes to, when several are configured (``accounts``).
+    account = forms.ChoiceField(
+        required=False,
+        label=_("Stripe account"),
+        help_text=_("Where Stripe creates the customer; it stays there (Stripe cannot move it)."),
+    )
     # What the page showed, signed (``conflicts``): a field someone else changed meanwhile is
     # kept, or a conflict when this page changed it too.
     read_values = forms.CharField(required=False, widget=forms.HiddenInput)
@@ -97,6 +104,14 @@ class CustomerAdminForm(_CustomerModelForm):
                 self.initial["read_values"] = sign_read(self.instance.pk, self._now)
         else:
             self.fields.pop("read_values")
+        choices: list[tuple[str, str]] = account_choices() if self.instance.pk is None else []
+        if len(choices) > 1:
+            account = self.fields["account"]
+            assert isinstance(account, forms.ChoiceField)
+            account.choices = choices
+            account.initial = choices[0][0]  # the default account
+        else:
+            self.fields.pop("account")
         for name, field in self.fields.items():
             name_in_messages(name, field)
             if name in schema.PUSHABLE:  # the input keeps its maxlength attribute
@@ -154,6 +169,8 @@ class CustomerAdminForm(_CustomerModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        if cleaned.get("account"):  # a choice among the accounts a key reaches
+            self.instance.stripe_account, self.instance.livemode = parse_choice(cleaned["account"])
         params = self.stripe_params()
         if params:
             try:

@@ -1,6 +1,9 @@
-"""Query parameters of the customer list (``email``, ``sync_status``, ``deleted``, ``created``).
+"""Query parameters of the customer list (``email``, ``sync_status``, ``deleted``, ``created``,
+``stripe_account``, ``livemode``).
 
 Parsed by hand, Stripe's way (``created[gte]=...``); a bad value is a 400 naming the parameter.
+``stripe_account=own`` is the key's own account (rows store it as null), ``stripe_account=acct_...``
+a connected account (or another key's own); ``livemode`` is true or false.
 """
 
 from __future__ import annotations
@@ -26,8 +29,18 @@ CREATED_OPERATORS: Final[Mapping[str, str]] = {
     "lt": "lt",
     "lte": "lte",
 }
+#: ``stripe_account`` of the own account (null in the rows).
+OWN_ACCOUNT: Final = "own"
 FILTER_PARAMS: Final = frozenset(
-    {"email", "sync_status", "deleted", "created", *(f"created[{op}]" for op in CREATED_OPERATORS)}
+    {
+        "email",
+        "sync_status",
+        "deleted",
+        "created",
+        *(f"created[{op}]" for op in CREATED_OPERATORS),
+        "stripe_account",
+        "livemode",
+    }
 )
 
 _Model = TypeVar("_Model", bound=Model)
@@ -77,6 +90,16 @@ def parse_boolean(raw: str) -> bool:
     raise ValueError(raw)
 
 
+def account_filter(raw: str) -> Q:
+    """``stripe_account``: ``own`` (the key's own account, null in the rows) or an ``acct_`` id;
+    raises ``ValueError`` for anything else (an empty value included)."""
+    if raw == OWN_ACCOUNT:
+        return Q(stripe_account__isnull=True) | Q(stripe_account="")
+    if raw.startswith("acct_") and len(raw) > len("acct_") and raw.isascii() and raw.isprintable():
+        return Q(stripe_account=raw)
+    raise ValueError(raw)
+
+
 def customer_filter(params: Mapping[str, str]) -> Q:
     """The filter the query parameters ask for; unrelated parameters are ignored here.
 
@@ -105,6 +128,21 @@ def customer_filter(params: Mapping[str, str]) -> Q:
             condition &= Q(deleted=parse_boolean(deleted))
         except ValueError:
             errors["deleted"] = [f"deleted: must be true or false (got {deleted!r})"]
+    stripe_account = params.get("stripe_account")
+    if stripe_account is not None:
+        try:
+            condition &= account_filter(stripe_account)
+        except ValueError:
+            errors["stripe_account"] = [
+                f"stripe_account: must be {OWN_ACCOUNT} (the API key's own account) or an "
+                f"acct_ id (got {stripe_account!r})"
+            ]
+    livemode = params.get("livemode")
+    if livemode is not None:
+        try:
+            condition &= Q(livemode=parse_boolean(livemode))
+        except ValueError:
+            errors["livemode"] = [f"livemode: must be true or false (got {livemode!r})"]
     for param, lookup in [("created", "created"), *_created_lookups()]:
         raw = params.get(param)
         if raw is None:

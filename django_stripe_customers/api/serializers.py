@@ -2,6 +2,10 @@
 
 Writes are checked once, by the model's own ``requested_edit`` (``edits.check_edit``, as the
 model's ``clean`` and the push do), so each error names the field and Stripe's limit, once.
+
+A row's account, ``stripe_account`` (null: the key's own account) and ``livemode``, is chosen on
+create only (either omitted: the default account's, ``accounts.default_account``) and must be one
+a configured key reaches; on an existing row both are read-only (Stripe cannot move a customer).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from rest_framework import serializers
 from rest_framework.fields import empty
 
 from .. import schema
+from ..accounts import ID_LENGTH, UnknownAccount, default_livemode, default_stripe_account, find
 from ..edits import check_one_shot
 from ..models import Customer
 
@@ -70,6 +75,51 @@ class ConstantField(serializers.ReadOnlyField):
         return self.value
 
 
+class AccountField(serializers.Field[Any, Any, Any, Any]):
+    """``stripe_account`` on create: an ``acct_`` id, or null for the key's own account."""
+
+    def __init__(self) -> None:
+        super().__init__(required=False, allow_null=True)
+
+    def to_internal_value(self, data: Any) -> str:
+        valid = (
+            isinstance(data, str)
+            and data.startswith("acct_")
+            and len(data) <= ID_LENGTH
+            and data.isascii()
+            and data.isprintable()
+        )
+        if not valid:
+            raise serializers.ValidationError(
+                f"stripe_account: must be an acct_ id, or null for the API key's own account "
+                f"(got {data!r})"
+            )
+        return str(data)
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class StrictBooleanField(serializers.Field[Any, Any, Any, Any]):
+    """A JSON boolean, as is (``"yes"`` or ``1`` are refused, not read as true)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            required=False, error_messages={"null": f"{name}: must be true or false (got None)"}
+        )
+        self.name_in_messages = name
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            raise serializers.ValidationError(
+                f"{self.name_in_messages}: must be true or false (got {data!r})"
+            )
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
 def _attribute_field(name: str) -> AnyField:
     if name in WRITABLE_FIELDS:
         return StripeAttributeField(name)
@@ -97,6 +147,12 @@ class CustomerSerializer(serializers.ModelSerializer[Customer]):
         fields.update({name: _attribute_field(name) for name in schema.MIRRORED})
         fields["deleted"] = serializers.ReadOnlyField()
         fields["pk"] = serializers.ReadOnlyField()
+        # Where the customer lives: chosen on create, fixed after (``_account``).
+        if self.instance is None:
+            fields["stripe_account"] = AccountField()
+            fields["livemode"] = StrictBooleanField("livemode")
+        else:
+            fields["stripe_account"] = serializers.ReadOnlyField()
         # Stripe's write-only parameters, sent once with the push this write makes.
         fields["stripe_params"] = serializers.DictField(write_only=True, required=False)
         # The owner's pk: written with the add or change permission, as any field.
@@ -129,15 +185,28 @@ class CustomerSerializer(serializers.ModelSerializer[Customer]):
             }
             if changed:
                 raise serializers.ValidationError(changed)
+        if customer is None:
+            attrs.update(_account(attrs))
         owner = attrs.get("user")
         if owner is not None:
-            others = Customer.objects.filter(user=owner, deleted=False)
+            where = _values(customer, ("stripe_account", "livemode")) if customer else attrs
+            others = Customer.objects.filter(
+                user=owner,
+                deleted=False,
+                stripe_account=where.get("stripe_account", default_stripe_account()),
+                livemode=where.get("livemode", default_livemode()),
+            )
             if customer is not None:
                 others = others.exclude(pk=customer.pk)
             other = others.only("pk").first()
             if other is not None:
                 raise serializers.ValidationError(
-                    {"user": [f"user: already has a customer (pk {other.pk}); one per user"]}
+                    {
+                        "user": [
+                            f"user: already has a customer in this account (pk {other.pk}); "
+                            "one per user and account"
+                        ]
+                    }
                 )
         stripe_params = attrs.get("stripe_params")
         if stripe_params:
@@ -164,9 +233,25 @@ class CustomerSerializer(serializers.ModelSerializer[Customer]):
         return instance
 
 
-def _values(customer: Customer | None) -> dict[str, Any]:
-    """What ``requested_edit`` reads of a row: its pushable fields and its Stripe snapshot."""
+def _values(customer: Customer | None, names: tuple[str, ...] = ()) -> dict[str, Any]:
+    """What ``requested_edit`` reads of a row: its pushable fields and its Stripe snapshot
+    (or the fields ``names``)."""
     if customer is None:
         return {}
-    names = (*schema.PUSHABLE, "stripe_id", "stripe_data")
+    names = names or (*schema.PUSHABLE, "stripe_id", "stripe_data")
     return {name: getattr(customer, name) for name in names}
+
+
+def _account(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The account a create names (what it omits: the default account's), checked: some
+    configured key must reach it, else a 400 naming the field given."""
+    if "stripe_account" not in attrs and "livemode" not in attrs:
+        return {}  # the default account, as the columns' defaults make it
+    stripe_account = attrs.get("stripe_account", default_stripe_account())
+    livemode = attrs.get("livemode", default_livemode())
+    try:
+        find(stripe_account, livemode)
+    except UnknownAccount as exc:
+        name = "stripe_account" if "stripe_account" in attrs else "livemode"
+        raise serializers.ValidationError({name: [f"{name}: {exc}"]}) from exc
+    return {"stripe_account": stripe_account, "livemode": livemode}

@@ -16,14 +16,18 @@ Routes (under wherever ``django_stripe_customers.api.urls`` is included)::
 
 ``{id}`` is the Stripe id (``cus_...``) or the local ``pk`` (the only handle on a row that is not
 in Stripe yet). Bodies are JSON. A customer looks like Stripe's object (``id`` is the Stripe id,
-``created`` unix seconds) plus ``pk``, ``deleted``, ``sync_status``, ``synced_at`` (unix
-seconds) and ``sync_error``; only the attributes in ``serializers.WRITABLE_FIELDS`` are
-written, other known fields sent are ignored, unknown ones refused.
+``created`` unix seconds) plus ``pk``, ``deleted``, ``stripe_account`` (null: the API key's own
+account), ``sync_status``, ``synced_at`` (unix seconds) and ``sync_error``; only the attributes
+in ``serializers.WRITABLE_FIELDS`` are written (and, on create only, ``stripe_account`` and
+``livemode``: an account no configured key reaches is a 400), other known fields sent are
+ignored, unknown ones refused.
 
 List parameters (an unknown one is a 400, as in Stripe):
 
 - ``email`` (exact, case-sensitive, as in Stripe), ``sync_status`` (synced, pending, failed),
   ``deleted`` (true or false; deleted customers are listed unless ``deleted=false``);
+- ``stripe_account`` (``own``: the API key's own account; or an ``acct_`` id), ``livemode``
+  (true or false);
 - ``created``, ``created[gt]``, ``created[gte]``, ``created[lt]``, ``created[lte]``: unix
   seconds or ISO 8601 (``2024-01-31``, ``2024-01-31T12:00:00+01:00``; no offset means UTC);
 - ``limit`` (1 to 100, default 50), ``starting_after`` or ``ending_before`` (a customer's
@@ -52,10 +56,10 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 from rest_framework.settings import api_settings
 
+from ..accounts import UnknownAccount
 from ..deletion import delete_rows
 from ..models import Customer
 from ..stripe import AuthenticationError, InvalidRequestError, PermissionDeniedError, StripeError
-from ..accounts import UnknownAccount
 from ..sync.pull import pull_customer
 from .filters import FILTER_PARAMS, CustomerFilterBackend, identifier_filter
 from .pagination import PAGINATION_PARAMS, StripeListPagination

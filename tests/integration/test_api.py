@@ -86,7 +86,7 @@ def test_retrieve_by_stripe_id_shows_stripe_object_plus_sync_fields(api, stripe_
 
     assert response.status_code == 200
     body = response.json()
-    expected = {"id", "object", *schema.MIRRORED, "deleted", "pk", "user"}
+    expected = {"id", "object", *schema.MIRRORED, "deleted", "pk", "user", "stripe_account"}
     assert set(body) == expected | {"sync_status", "synced_at", "sync_error"}
     remote = stripe_settings.customers[customer.stripe_id]
     assert body["id"] == customer.stripe_id == remote["id"]
