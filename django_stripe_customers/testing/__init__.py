@@ -9,6 +9,8 @@ Connect and live mode (``accounts``): each (mode, account) has its own store, ch
 (``live_keys=True`` accepts ``sk_live_`` keys) and the ``Stripe-Account`` header;
 ``add_account()``, ``deauthorize()``, ``add_webhook(url, connect=True)``, and
 ``customers_of(account, livemode=...)``/``events_of(...)``/``seed(..., account=...)``.
+Several unrelated Stripe accounts (``platforms``): ``add_key(api_key)`` (or ``keys=``) makes a
+key reach a separate platform of its own, with its own stores, connected accounts and webhooks.
 
     from django_stripe_customers.testing import StripeEmulator
 

@@ -1,5 +1,6 @@
-"""The request pipeline: logging, authentication, rate limit, store selection (mode and
-``Stripe-Account``: ``accounts``), form decoding, routing, idempotency, latency.
+"""The request pipeline: logging, authentication, rate limit, store selection (the key's
+platform and mode, ``Stripe-Account``: ``platforms``, ``accounts``), form decoding, routing,
+idempotency, latency.
 
 ``EmulatorApp.handle`` takes a raw request (method, target, headers, body) and returns a
 ``Response``; the endpoints are in ``endpoints.py``; the HTTP server in ``emulator.py`` is a
@@ -22,11 +23,12 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .. import schema
 from . import objects
-from .accounts import Stores, record_event, select_store
+from .accounts import record_event
 from .endpoints import COLLECTION_ROUTES, NESTED_ROUTES, OBJECT_ROUTES
 from .errors import ApiError, invalid, mask_key, no_such, rate_limited
 from .limits import Limits, Throttle
 from .params import decode_form
+from .platforms import LIVE_KEY_PREFIXES, TEST_KEY_PREFIXES, Stores, is_key, select_store
 from .store import IdempotentResult, LoggedRequest, SortedIndex, Store
 from .webhooks import WebhookDispatcher
 
@@ -34,8 +36,6 @@ logger = logging.getLogger(__name__)
 
 IDEMPOTENCY_TTL = 24 * 60 * 60
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
-TEST_KEY_PREFIXES = ("sk_test_", "rk_test_")
-LIVE_KEY_PREFIXES = ("sk_live_", "rk_live_")
 REDACTED = "REDACTED"
 
 
@@ -156,6 +156,7 @@ class EmulatorApp:
             # Stripe's rate limiters run before its idempotency layer: a refused request is not
             # executed, and its Idempotency-Key stays unused. One bucket per key: requests a
             # platform makes for its connected accounts (Stripe-Account) count against its key.
+            # The key's platform: the default one, or an added key's own (``platforms``).
             if not throttle.admit(api_key):
                 raise rate_limited()
             call_store = select_store(self.stores, livemode, headers.get("Stripe-Account"), api_key)
@@ -207,11 +208,14 @@ class EmulatorApp:
                 "or we can help at https://support.stripe.com/.",
                 headers={"WWW-Authenticate": 'Bearer realm="Stripe"'},
             )
-        if self.api_key is not None:
+        if key in self.stores.keys:  # an added key: its own platform's, live ones too
+            accepted = True
+        elif self.api_key is not None:
             accepted = hmac.compare_digest(key.encode(), self.api_key.encode())
         else:
-            prefixes = TEST_KEY_PREFIXES + (LIVE_KEY_PREFIXES if self.live_keys else ())
-            accepted = key.startswith(prefixes) and len(key) > len("sk_test_")
+            accepted = is_key(
+                key, TEST_KEY_PREFIXES + (LIVE_KEY_PREFIXES if self.live_keys else ())
+            )
         if not accepted:
             raise ApiError(
                 401,

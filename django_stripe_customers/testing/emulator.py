@@ -1,151 +1,26 @@
 """``StripeEmulator``: the Customer API of Stripe served over HTTP from a background thread.
 
-Standard library only: ``http.server.ThreadingHTTPServer`` (daemon threads) on 127.0.0.1 with a
-lean HTTP/1.1 keep-alive handler, one write per response and ``TCP_NODELAY``, so it is never
-the bottleneck of a benchmark.
+Standard library only: the HTTP shell (``server``) is a ``ThreadingHTTPServer`` with a lean
+keep-alive handler, so it is never the bottleneck of a benchmark.
 """
 
 from __future__ import annotations
 
 import secrets
-import socket
-import socketserver
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
-from http import HTTPStatus
-from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
 from . import objects
-from .accounts import Stores
-from .app import EmulatorApp, RequestHeaders, Response
+from .app import EmulatorApp
+from .errors import mask_key
 from .limits import Limits
+from .platforms import Stores
+from .server import Server
 from .store import Clock, LoggedRequest, Store
 from .webhooks import Delivery, WebhookDispatcher, WebhookEndpoint
-
-_PHRASES = {status.value: status.phrase for status in HTTPStatus}
-
-
-_MAX_LINE = 65536
-_MAX_HEADERS = 100
-
-
-class _Handler(socketserver.StreamRequestHandler):
-    """A lean HTTP/1.1 keep-alive loop (``BaseHTTPRequestHandler``'s header parsing costs
-    more than the whole emulated call)."""
-
-    timeout = 300  # an idle keep-alive connection is dropped after this many seconds
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def handle(self) -> None:
-        try:
-            while self._handle_one():
-                pass
-        except (ConnectionError, TimeoutError):
-            return
-
-    def _handle_one(self) -> bool:
-        """Serve one request; True to keep the connection open."""
-        line = self.rfile.readline(_MAX_LINE + 1)
-        if not line:
-            return False
-        parts = line.decode("latin-1").split()
-        if len(line) > _MAX_LINE or len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-            self._write_plain(400, "Bad Request")
-            return False
-        method, target, version = parts
-        headers = RequestHeaders()
-        for _ in range(_MAX_HEADERS + 1):
-            raw = self.rfile.readline(_MAX_LINE + 1)
-            if raw in (b"\r\n", b"\n", b""):
-                break
-            name, colon, value = raw.decode("latin-1").partition(":")
-            if colon:
-                headers.add(name.strip(), value.strip())
-        else:
-            self._write_plain(431, "Request Header Fields Too Large")
-            return False
-        connection = (headers.get("Connection") or "").lower()
-        keep_alive = (
-            "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
-        )
-        if (headers.get("Expect") or "").lower() == "100-continue":
-            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        body = self._read_body(headers)
-        response = self.server.app.handle(method, target, headers, body)
-        self._write(response, keep_alive)
-        return keep_alive
-
-    def _read_body(self, headers: RequestHeaders) -> bytes:
-        if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
-            chunks: list[bytes] = []
-            while True:
-                size = int(self.rfile.readline(_MAX_LINE).split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(_MAX_LINE) not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline(_MAX_LINE)
-        length = int(headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _write(self, response: Response, keep_alive: bool) -> None:
-        lines = [
-            f"HTTP/1.1 {response.status} {_PHRASES.get(response.status, '')}",
-            "Content-Type: application/json",
-            f"Content-Length: {len(response.body)}",
-        ]
-        lines.extend(f"{name}: {value}" for name, value in response.headers.items())
-        if not keep_alive:
-            lines.append("Connection: close")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
-        self.wfile.write(head + response.body)
-
-    def _write_plain(self, status: int, reason: str) -> None:
-        body = reason.encode()
-        self.wfile.write(
-            f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-            + body
-        )
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], app: EmulatorApp) -> None:
-        self.app = app
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class StripeEmulator:
@@ -157,6 +32,10 @@ class StripeEmulator:
     Stripe's pace (see ``limits.Limits``); ``set_limits()`` changes them on a running emulator
     and ``reset()`` puts back the ones it was built with. ``live_keys=True`` accepts any
     ``sk_live_``/``rk_live_`` key too, served from the live-mode stores (see ``accounts``).
+
+    Every key reaches one platform account (``acct_1EmuLatorTestAcct``), unless it is one of
+    ``keys`` (key -> ``acct_`` id) or added by ``add_key()``: each of those is a key of its own,
+    separate platform (see ``platforms``).
     """
 
     def __init__(
@@ -176,6 +55,7 @@ class StripeEmulator:
         rate_limit: float | None = None,
         rate_limit_burst: int | None = None,
         live_keys: bool = False,
+        keys: Mapping[str, str] | None = None,
     ) -> None:
         self._built_limits = Limits(latency_ms, latency_jitter_ms, rate_limit, rate_limit_burst)
         self.host = host
@@ -183,7 +63,9 @@ class StripeEmulator:
         self.clock = clock or Clock()
         self.webhook_secret = webhook_secret or "whsec_" + secrets.token_hex(16)
         self.store = Store(self.clock, max_logged_requests=max_logged_requests)
-        self.stores = Stores(self.store)
+        if api_key is not None and api_key in (keys or {}):
+            raise ValueError(f"{mask_key(api_key)!r}: api_key is the default platform's key")
+        self.stores = Stores(self.store, keys)
         self.webhooks = WebhookDispatcher(
             self.clock,
             self.stores.delivered,
@@ -193,7 +75,7 @@ class StripeEmulator:
         )
         limits = self._built_limits
         self.app = EmulatorApp(self.store, self.webhooks, api_key, limits, self.stores, live_keys)
-        self._server: _Server | None = None
+        self._server: Server | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -201,7 +83,7 @@ class StripeEmulator:
     def start(self) -> StripeEmulator:
         if self._server is not None:
             return self
-        self._server = _Server((self.host, self.port), self.app)
+        self._server = Server((self.host, self.port), self.app)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -247,9 +129,35 @@ class StripeEmulator:
 
     @property
     def api_key(self) -> str | None:
-        """The only key accepted, or None when any ``sk_test_``/``rk_test_`` key is (and any
-        ``sk_live_``/``rk_live_`` one with ``live_keys``)."""
+        """The only key of the default platform accepted, or None when any ``sk_test_``/
+        ``rk_test_`` key is (and any ``sk_live_``/``rk_live_`` one with ``live_keys``); the keys
+        of other platforms (``keys``) are accepted either way."""
         return self.app.api_key
+
+    @property
+    def keys(self) -> dict[str, str]:
+        """The keys of other platforms (``keys=`` and ``add_key()``), each with its account id."""
+        with self.store.lock:
+            return dict(self.stores.keys)
+
+    def add_key(self, api_key: str, account_id: str | None = None) -> str:
+        """Accept ``api_key`` as a key of its own platform: ``account_id`` (an ``acct_`` id, or
+        an added key's: one more key of that platform), by default a new ``acct_1`` + 15
+        alphanumerics. Returns the platform's id.
+
+        The key's mode is its prefix (``sk_live_``/``rk_live_``: live, whatever ``live_keys``
+        says). Its requests use that platform's stores only: customers, events, idempotency
+        keys, connected accounts (``Stripe-Account``: its own only, others are 403
+        ``account_invalid``), webhook endpoints (``add_webhook(..., platform=id)``);
+        ``GET /v1/account`` answers its id; its rate limit bucket is its own. The platform's id
+        is an ``account`` for ``customers_of``/``events_of``/``seed`` and the ``platform`` of
+        ``accounts_of``/``add_account``. ``reset()`` forgets the keys added by ``add_key``
+        (those given as ``keys=`` stay, their platforms emptied).
+        """
+        if api_key == self.app.api_key:
+            raise ValueError(f"{mask_key(api_key)!r}: api_key is the default platform's key")
+        with self.store.lock:
+            return self.stores.add_key(api_key, account_id)
 
     @property
     def limits(self) -> Limits:
@@ -272,8 +180,8 @@ class StripeEmulator:
 
     def reset(self) -> None:
         """Forget customers, events, idempotency keys, connected accounts (both modes), the
-        request log, added webhooks; put the clock and the limits back as they were built (token
-        buckets full)."""
+        request log, added webhooks, the keys added by ``add_key()`` and their platforms; put the
+        clock, the limits and ``keys=`` back as they were built (token buckets full)."""
         with self.store.lock:
             self.stores.reset()
             self.webhooks.reset()
@@ -313,13 +221,14 @@ class StripeEmulator:
     def customers_of(
         self, account: str | None = None, *, livemode: bool = False
     ) -> dict[str, dict[str, Any]]:
-        """``customers`` of a connected account's store (None: the platform's), in a mode."""
+        """``customers`` of an account's store (None: the default platform's own; a platform's
+        id: its own; else a connected account's), in a mode."""
         return self.stores.store_for(account, livemode).customers
 
     def events_of(
         self, account: str | None = None, *, livemode: bool = False
     ) -> list[dict[str, Any]]:
-        """``events`` of a connected account's store (None: the platform's), in a mode."""
+        """``events`` of an account's store (as ``customers_of``), in a mode."""
         with self.store.lock:
             return list(self.stores.store_for(account, livemode).events.values())
 
@@ -328,9 +237,11 @@ class StripeEmulator:
         """The test-mode connected accounts by id, live (deauthorized ones are gone)."""
         return self.accounts_of()
 
-    def accounts_of(self, *, livemode: bool = False) -> dict[str, dict[str, Any]]:
-        """The connected accounts of a mode by id, live."""
-        return self.stores.platform(livemode).accounts
+    def accounts_of(
+        self, *, livemode: bool = False, platform: str | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """The connected accounts of a platform (None: the default one) in a mode by id, live."""
+        return self.stores.platform(livemode, self.stores.check_platform(platform)).accounts
 
     def add_account(
         self,
@@ -341,16 +252,19 @@ class StripeEmulator:
         metadata: dict[str, str] | None = None,
         livemode: bool = False,
         account_id: str | None = None,
+        platform: str | None = None,
     ) -> str:
-        """Connect a new account to the platform (as ``POST /v1/accounts``), with a random id
-        or ``account_id``; returns its id."""
+        """Connect a new account to a platform (None: the default one; as ``POST
+        /v1/accounts``), with a random id or ``account_id``; returns its id."""
         params = {"type": type, "email": email, "country": country, "metadata": metadata}
         with self.store.lock:
-            return str(self.stores.platform(livemode).connect(params, account_id)["id"])
+            owner = self.stores.platform(livemode, self.stores.check_platform(platform))
+            return str(owner.connect(params, account_id)["id"])
 
     def deauthorize(self, account_id: str, *, livemode: bool = False) -> str:
-        """Disconnect a connected account, as when it revokes the platform's access; emits
-        ``account.application.deauthorized`` (to Connect endpoints). Returns the event id."""
+        """Disconnect a connected account, as when it revokes its platform's access; emits
+        ``account.application.deauthorized`` (to that platform's Connect endpoints). Returns the
+        event id."""
         with self.store.lock:
             return self.stores.deauthorize(account_id, livemode, self.webhooks)
 
@@ -365,16 +279,21 @@ class StripeEmulator:
         *,
         connect: bool = False,
         livemode: bool = False,
+        platform: str | None = None,
     ) -> str:
         """Deliver events created from now on to ``url``, signed with ``secret``; returns it.
 
         An account endpoint (the default) gets the platform's own events; a Connect endpoint
-        (``connect=True``) those of every connected account. Endpoints are per mode. Without a
-        secret: ``webhook_secret`` for an account endpoint, a new one for a Connect endpoint.
+        (``connect=True``) those of every connected account. Endpoints are per mode and per
+        platform (None: the default one; an added key's id: that platform's). Without a secret:
+        ``webhook_secret`` for the default platform's account endpoint, else a new one.
         """
+        with self.store.lock:
+            owner = self.stores.check_platform(platform)
         if secret is None:
-            secret = "whsec_" + secrets.token_hex(16) if connect else self.webhook_secret
-        self.webhooks.add(url, secret, connect=connect, livemode=livemode)
+            own = not connect and owner is None
+            secret = self.webhook_secret if own else "whsec_" + secrets.token_hex(16)
+        self.webhooks.add(url, secret, connect=connect, livemode=livemode, platform=owner)
         return secret
 
     def wait_for_webhooks(self, timeout: float = 5.0) -> bool:
@@ -390,7 +309,7 @@ class StripeEmulator:
         livemode: bool = False,
     ) -> list[str]:
         """Create ``count`` customers, oldest first, ``spacing`` seconds apart up to now, in the
-        store of ``account`` (None: the platform's own) in a mode.
+        store of ``account`` (as ``customers_of``) in a mode.
 
         Seeded customers are plain data: no events, no webhooks. Returns their ids.
         """

@@ -1,7 +1,8 @@
 """The emulator's state: a movable clock, customers and events in newest-first order, ids.
 
 One ``Store`` holds the data of one account in one mode (``livemode``, ``account``: None for
-the platform's own); ``accounts.Stores`` keeps them all. One ``threading.RLock``
+the platform's own; ``platform``: the platform it is of, None for the default one);
+``platforms.Stores`` keeps them all. One ``threading.RLock``
 (``Store.lock``, shared by every store) guards everything; callers hold it for a whole
 operation, so each API call is atomic.
 """
@@ -165,11 +166,12 @@ class Store:
     rng: random.Random = field(default_factory=random.Random)
     livemode: bool = False
     account: str | None = None
+    platform: str | None = None  # the id of the platform (an added key's), None: the default
 
     def __post_init__(self) -> None:
         self.requests = deque(maxlen=self.max_logged_requests)
 
-    def sibling(self, *, livemode: bool, account: str | None) -> Store:
+    def sibling(self, *, livemode: bool, account: str | None, platform: str | None = None) -> Store:
         """An empty store sharing this one's clock, lock and ids (it logs no requests)."""
         return Store(
             self.clock,
@@ -178,6 +180,7 @@ class Store:
             rng=self.rng,
             livemode=livemode,
             account=account,
+            platform=platform,
         )
 
     def reset(self) -> None:

@@ -6,8 +6,9 @@ each attempt (``t`` from the emulator's clock). A non-2xx answer or a connection
 retried after ``retry_delays`` until ``max_attempts`` (Stripe retries for days; the
 emulator keeps it short).
 
-Endpoints are per mode, and of one of Stripe's two kinds: account endpoints get the events of
-the platform's own account; Connect endpoints (``connect=True``) get those of its connected
+Endpoints are per mode and per platform (``platform``: an added key's account id, None for the
+default platform), and of one of Stripe's two kinds: account endpoints get the events of the
+platform's own account; Connect endpoints (``connect=True``) get those of its connected
 accounts.
 
 The signer is the emulator's own, written apart from the client's
@@ -46,10 +47,12 @@ class WebhookEndpoint:
     secret: str
     connect: bool = False
     livemode: bool = False
+    platform: str | None = None
 
-    def wants(self, *, connect: bool, livemode: bool) -> bool:
-        """Whether an event of this kind (connected account or not, mode) is sent here."""
-        return self.connect == connect and self.livemode == livemode
+    def wants(self, *, connect: bool, livemode: bool, platform: str | None = None) -> bool:
+        """Whether an event of this kind (connected account or not, mode, platform) is sent
+        here."""
+        return (self.connect, self.livemode, self.platform) == (connect, livemode, platform)
 
 
 @dataclass(frozen=True)
@@ -107,20 +110,36 @@ class WebhookDispatcher:
         self._stopping = False
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-    def add(self, url: str, secret: str, *, connect: bool = False, livemode: bool = False) -> None:
-        with self._condition:
-            self.endpoints.append(WebhookEndpoint(url, secret, connect, livemode))
-
-    def count(self, *, connect: bool = False, livemode: bool = False) -> int:
-        """How many endpoints an event of this kind goes to."""
-        with self._condition:
-            return sum(e.wants(connect=connect, livemode=livemode) for e in self.endpoints)
-
-    def enqueue(
-        self, event_id: str, payload: bytes, *, connect: bool = False, livemode: bool = False
+    def add(
+        self,
+        url: str,
+        secret: str,
+        *,
+        connect: bool = False,
+        livemode: bool = False,
+        platform: str | None = None,
     ) -> None:
         with self._condition:
-            endpoints = [e for e in self.endpoints if e.wants(connect=connect, livemode=livemode)]
+            self.endpoints.append(WebhookEndpoint(url, secret, connect, livemode, platform))
+
+    def count(
+        self, *, connect: bool = False, livemode: bool = False, platform: str | None = None
+    ) -> int:
+        """How many endpoints an event of this kind goes to."""
+        with self._condition:
+            return len(self._endpoints_for(connect, livemode, platform))
+
+    def enqueue(
+        self,
+        event_id: str,
+        payload: bytes,
+        *,
+        connect: bool = False,
+        livemode: bool = False,
+        platform: str | None = None,
+    ) -> None:
+        with self._condition:
+            endpoints = self._endpoints_for(connect, livemode, platform)
             if not endpoints:
                 return
             for endpoint in endpoints:
@@ -128,6 +147,16 @@ class WebhookDispatcher:
                 heapq.heappush(self._jobs, (time.monotonic(), next(self._order), job))
             self._ensure_thread()
             self._condition.notify_all()
+
+    def _endpoints_for(
+        self, connect: bool, livemode: bool, platform: str | None
+    ) -> list[WebhookEndpoint]:
+        """The endpoints an event of this kind goes to (condition held)."""
+        return [
+            e
+            for e in self.endpoints
+            if e.wants(connect=connect, livemode=livemode, platform=platform)
+        ]
 
     def reset(self) -> None:
         """Drop pending deliveries and the log; back to the endpoints given at construction."""
