@@ -419,3 +419,43 @@ def test_the_migration_files_existing_rows_as_the_keys_own_account(settings):
         ACCT_A,
         True,
     )
+
+
+@pytest.mark.django_db(transaction=True)  # the tasks it sends run as Celery runs them
+def test_the_pull_task_of_every_account_sends_one_task_per_account(platform):
+    from django_stripe_customers.tasks import pull_all_task
+
+    answer = pull_all_task.apply(kwargs={"all_accounts": True}).get()
+
+    assert answer == {"accounts": 3}
+    assert rows_by_account() == {None: [EMAIL], ACCT_A: [EMAIL], ACCT_B: [EMAIL]}
+    assert PullRun.objects.filter(status="succeeded").count() == 3
+
+
+def test_a_partitioned_pull_of_a_connected_account_pulls_that_account(platform, db):
+    from django_stripe_customers.tasks import pull_slice_task
+
+    run = PullRun.objects.create(partitions=1, stripe_account=ACCT_B)
+    pull_slice_task.apply(args=(0, 2**31, run.pk)).get()
+
+    run.refresh_from_db()
+    assert (run.status, run.created) == ("succeeded", 1)
+    assert rows_by_account() == {ACCT_B: [EMAIL]}
+
+
+def test_catch_up_of_every_account_applies_each_accounts_events(platform, db, capsys):
+    since = int(time.time()) - 60
+    pull_accounts(every_account(), parallel=1)
+    for account_id in (ACCT_A, ACCT_B):
+        row = Customer.objects.get(stripe_account=account_id)
+        get_client().for_account(account_id).customers.update(
+            row.stripe_id, {"name": f"Renamed in {account_id[-1]}"}
+        )
+
+    call_command("stripe_customers", "events", "--since", str(since), "--all-accounts")
+
+    names = dict(Customer.objects.values_list("stripe_account", "name"))
+    assert names == {None: "Same", ACCT_A: "Renamed in A", ACCT_B: "Renamed in B"}
+    stored = WebhookEvent.objects.filter(type="customer.updated")
+    assert sorted(stored.values_list("stripe_account", flat=True)) == [ACCT_A, ACCT_B]
+    assert "applied" in capsys.readouterr().out
