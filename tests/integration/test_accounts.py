@@ -459,3 +459,37 @@ def test_catch_up_of_every_account_applies_each_accounts_events(platform, db, ca
     stored = WebhookEvent.objects.filter(type="customer.updated")
     assert sorted(stored.values_list("stripe_account", flat=True)) == [ACCT_A, ACCT_B]
     assert "applied" in capsys.readouterr().out
+
+
+OTHER_KEY = "sk_test_other_platform"
+OTHER_ACCOUNT = "acct_1OtherPlatform01"
+
+
+def test_two_unrelated_accounts_each_with_its_own_key(stripe_settings, settings, db):
+    """Two Stripe accounts, nothing in common but the database: each key's own customers, in
+    rows of their own; pushes go with the row's key."""
+    emulator = stripe_settings
+    emulator.add_key(OTHER_KEY, OTHER_ACCOUNT)
+    key = settings.STRIPE_CUSTOMERS["API_KEY"]
+    settings.STRIPE_CUSTOMERS = {
+        **settings.STRIPE_CUSTOMERS,
+        "ACCOUNTS": [{"API_KEY": key}, {"API_KEY": OTHER_KEY, "ACCOUNT": OTHER_ACCOUNT}],
+    }
+    clear_client_cache()
+    get_client().customers.create({"email": EMAIL, "name": "First"})
+    get_client(api_key=OTHER_KEY).customers.create({"email": EMAIL, "name": "Other"})
+
+    pull_accounts(every_account(), parallel=2)
+
+    names = dict(Customer.objects.values_list("stripe_account", "name"))
+    assert names == {None: "First", OTHER_ACCOUNT: "Other"}
+    other = Customer.objects.get(stripe_account=OTHER_ACCOUNT)
+    assert other.stripe_id in emulator.customers_of(OTHER_ACCOUNT)
+    other.name = "Other, edited"
+    other.save()
+    before = len(emulator.requests)
+    assert push_customer(other.pk).outcome is PushOutcome.UPDATED
+    assert emulator.customers_of(OTHER_ACCOUNT)[other.stripe_id]["name"] == "Other, edited"
+    sent = emulator.requests[before:]
+    assert sent and all("Stripe-Account" not in r.headers for r in sent), "its own account"
+    clear_client_cache()
