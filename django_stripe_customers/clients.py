@@ -2,7 +2,8 @@
 
 Settings are read on every call (so ``override_settings`` just works); clients are cached per
 distinct configuration so their connection pools are reused. Every client of one key and API
-base shares one rate limiter (``RATE_LIMIT``, ``RATE_LIMIT_BACKEND``; see ``ratelimits``).
+base shares one rate limiter (``RATE_LIMIT``, ``ENDPOINT_RATE_LIMITS``, ``RATE_LIMIT_BACKEND``; see
+``ratelimits``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def get_client(**overrides: Any) -> StripeClient:
             options["api_base"],
             get_setting("RATE_LIMIT"),
             get_setting("RATE_LIMIT_BACKEND"),
+            get_setting("ENDPOINT_RATE_LIMITS"),
         )
     # The secret is kept out of the cache key (a digest stands in) so no repr can show it.
     cache_key = tuple(

@@ -66,8 +66,13 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "PUSH_LEASE": None,
     # Requests per second to Stripe, every try of every request of this process (or of every
     # process sharing RATE_LIMIT_BACKEND); None: Stripe's limit for the key's mode (25 for
-    # test keys, 100 for live ones); 0: no limit. A 429 slows it down for a while.
+    # test keys, 100 for live ones), paced at 97% of it; 0: no limit. A 429 slows it down
+    # for a while. Each endpoint has its own limit besides (ENDPOINT_RATE_LIMITS).
     "RATE_LIMIT": None,
+    # Requests per second of one endpoint ("GET /v1/customers", "POST /v1/customers/{id}"...),
+    # where it differs from Stripe's default of 25 (the Search API: 20); 0 or None: none of its
+    # own. The global RATE_LIMIT applies to every request besides.
+    "ENDPOINT_RATE_LIMITS": {},
     # Where the rate limit's bucket lives: "local" (one per process, for its threads) or a
     # Redis URL ("redis://host:6379/0"): one bucket shared by every process and host.
     "RATE_LIMIT_BACKEND": "local",

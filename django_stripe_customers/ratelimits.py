@@ -20,11 +20,12 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+from .stripe.limits import PACE, StripeLimits
 from .stripe.ratelimit import (
     DECREASE,
     MIN_RATE,
@@ -171,7 +172,7 @@ class RedisRateLimiter:
                 type(exc).__name__, exc, self.name,
             )  # fmt: skip
 
-    def acquire(self) -> int:
+    def acquire(self, endpoint: str = "") -> int:
         try:
             wait, generation, _rate = self._call("acquire")
         except self._errors as exc:
@@ -181,7 +182,7 @@ class RedisRateLimiter:
             self._sleep(float(wait))
         return int(generation)
 
-    def on_success(self, generation: int) -> None:
+    def on_success(self, generation: int, endpoint: str = "") -> None:
         if self.rate >= self.max_rate:
             return  # nothing to recover: no round trip
         try:
@@ -190,7 +191,9 @@ class RedisRateLimiter:
             self._redis_failed(exc)
             self._fallback.on_success(generation)
 
-    def on_rate_limited(self, generation: int, retry_after: float | None) -> None:
+    def on_rate_limited(
+        self, generation: int, retry_after: float | None, endpoint: str = ""
+    ) -> None:
         try:
             slowed, _rate = self._call("slow", generation, retry_after or 0.0)
         except self._errors as exc:
@@ -216,7 +219,7 @@ def _import_redis() -> Any:
 
 
 _redis_clients: dict[str, redis.Redis] = {}
-_limiters: dict[tuple[str, str, float], RateLimiter] = {}
+_limiters: dict[tuple[Any, ...], RateLimiter] = {}
 _lock = threading.Lock()
 
 
@@ -238,36 +241,55 @@ def _redis_client(url: str) -> redis.Redis:
 
 
 def effective_rate(api_key: str, rate: float | None) -> float | None:
-    """Requests per second for ``RATE_LIMIT``: None is the key mode's default, 0 is no limit."""
+    """Requests per second for ``RATE_LIMIT``: None is the key mode's default (paced at
+    ``PACE`` of it), 0 is no limit."""
     if rate is None:
-        return default_rate(api_key)
+        return default_rate(api_key) * PACE
     return None if rate == 0 else float(rate)
 
 
 def limiter_for(
-    api_key: str, api_base: str, rate: float | None, backend: str = LOCAL
+    api_key: str,
+    api_base: str,
+    rate: float | None,
+    backend: str = LOCAL,
+    endpoint_rates: Mapping[str, float | None] | None = None,
 ) -> RateLimiter | None:
-    """The limiter for this key and API base (one per process, shared by its clients), or
-    None when ``rate`` is 0 (no limit). ``rate`` and ``backend`` are the settings' values."""
+    """The limits of this key and API base (one per process, shared by its clients): its
+    global bucket and one per endpoint (``stripe.limits``), or None when ``rate`` is 0 (no
+    limit). ``rate``, ``backend`` and ``endpoint_rates`` are the settings' values
+    (``RATE_LIMIT``, ``RATE_LIMIT_BACKEND``, ``ENDPOINT_RATE_LIMITS``: an endpoint's rate, or
+    0/None for none of its own)."""
     requests_per_second = effective_rate(api_key, rate)
     if requests_per_second is None:
         return None
     name = bucket_name(api_key, api_base)
-    cache_key = (backend, name, requests_per_second)
+    overrides = tuple(sorted((endpoint_rates or {}).items()))
+    cache_key = (backend, name, requests_per_second, overrides)
     with _lock:
         limiter = _limiters.get(cache_key)
         if limiter is None:
-            if backend == LOCAL:
-                limiter = LocalRateLimiter(requests_per_second, name=name)
-            elif backend.startswith(REDIS_SCHEMES):
-                limiter = RedisRateLimiter(_redis_client(backend), name, requests_per_second)
-            else:
-                raise ImproperlyConfigured(
-                    f"STRIPE_CUSTOMERS['RATE_LIMIT_BACKEND'] must be 'local' or a Redis URL "
-                    f"(redis://, rediss://, unix://), not {backend!r}."
-                )
+            make = _maker(backend)
+            limiter = StripeLimits(
+                make(name, requests_per_second),
+                lambda endpoint, endpoint_rate: make(f"{name}:{endpoint}", endpoint_rate * PACE),
+                endpoint_rates=dict(overrides),
+            )
             _limiters[cache_key] = limiter
         return limiter
+
+
+def _maker(backend: str) -> Callable[[str, float], RateLimiter]:
+    """How a bucket of ``backend`` is made, paced evenly (a burst of one)."""
+    if backend == LOCAL:
+        return lambda name, rate: LocalRateLimiter(rate, burst=1, name=name)
+    if backend.startswith(REDIS_SCHEMES):
+        client = _redis_client(backend)
+        return lambda name, rate: RedisRateLimiter(client, name, rate, burst=1)
+    raise ImproperlyConfigured(
+        f"STRIPE_CUSTOMERS['RATE_LIMIT_BACKEND'] must be 'local' or a Redis URL "
+        f"(redis://, rediss://, unix://), not {backend!r}."
+    )
 
 
 def forget_limiters() -> None:

@@ -33,6 +33,7 @@ from .errors import (
     StripeError,
     error_from_response,
 )
+from .limits import endpoint_of
 from .ratelimit import RateLimiter, is_rate_limited
 from .responses import PageData, StripeObject, decode
 from .retry import retry_after, retry_delay, should_retry
@@ -279,8 +280,9 @@ class StripeClient:
     ) -> StripeObject:
         tries = self.max_retries + 1
         attempt = 0
+        endpoint = endpoint_of(method, path)
         while True:
-            generation = self.rate_limiter.acquire() if self.rate_limiter else 0
+            generation = self.rate_limiter.acquire(endpoint) if self.rate_limiter else 0
             started = time.monotonic()
             sent = time.time()
             status: int | None = None
@@ -308,10 +310,10 @@ class StripeClient:
                                  attempt=attempt + 1, duration_ms=round(duration_ms, 1)),
                 )  # fmt: skip
                 if 200 <= status < 300:
-                    self._pace(generation, status, None, response_headers)
+                    self._pace(generation, endpoint, status, None, response_headers)
                     return decode(response, sent)
                 error = error_from_response(status, response.content, response_headers)
-                self._pace(generation, status, error.code, response_headers)
+                self._pace(generation, endpoint, status, error.code, response_headers)
                 reason = f"HTTP {status} {error.type or type(error).__name__}"
             if not should_retry(
                 attempt=attempt,
@@ -338,16 +340,21 @@ class StripeClient:
             attempt += 1
 
     def _pace(
-        self, generation: int, status: int, code: str | None, headers: Mapping[str, str]
+        self,
+        generation: int,
+        endpoint: str,
+        status: int,
+        code: str | None,
+        headers: Mapping[str, str],
     ) -> None:
         """Tell the rate limiter whether Stripe's own limiter let this try through."""
         if self.rate_limiter is None:
             return
         if is_rate_limited(status, code):
             wait = retry_after(headers, self.max_retry_after)
-            self.rate_limiter.on_rate_limited(generation, wait)
+            self.rate_limiter.on_rate_limited(generation, wait, endpoint)
         else:
-            self.rate_limiter.on_success(generation)
+            self.rate_limiter.on_success(generation, endpoint)
 
 
 def _connection_error(

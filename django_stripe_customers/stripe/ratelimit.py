@@ -53,13 +53,16 @@ class RateLimiter(Protocol):
     def rate(self) -> float:
         """Requests per second allowed now: below ``max_rate`` for a while after a 429."""
 
-    def acquire(self) -> int:
-        """Block until one request may be sent; the generation of the pace it was sent at."""
+    def acquire(self, endpoint: str = "") -> int:
+        """Block until one request (to ``endpoint``, ``"GET /v1/customers"``, when the limiter
+        keeps one bucket per endpoint) may be sent; the generation of the pace it was sent at."""
 
-    def on_success(self, generation: int) -> None:
+    def on_success(self, generation: int, endpoint: str = "") -> None:
         """Stripe's rate limiter let the request through (any answer but a rate-limit 429)."""
 
-    def on_rate_limited(self, generation: int, retry_after: float | None) -> None:
+    def on_rate_limited(
+        self, generation: int, retry_after: float | None, endpoint: str = ""
+    ) -> None:
         """Stripe answered 429 ``rate_limit``: slow down, and send nothing before
         ``retry_after`` seconds from now when Stripe said so."""
 
@@ -193,7 +196,7 @@ class LocalRateLimiter:
     def max_rate(self) -> float:
         return self._bucket.max_rate
 
-    def acquire(self) -> int:
+    def acquire(self, endpoint: str = "") -> int:
         with self._lock:
             send_at = self._bucket.reserve(self._clock())
             generation = self._bucket.generation
@@ -202,12 +205,14 @@ class LocalRateLimiter:
             self._sleep(delay)
         return generation
 
-    def on_success(self, generation: int) -> None:
+    def on_success(self, generation: int, endpoint: str = "") -> None:
         if self._bucket.rate < self._bucket.max_rate:
             with self._lock:
                 self._bucket.speed_up()
 
-    def on_rate_limited(self, generation: int, retry_after: float | None) -> None:
+    def on_rate_limited(
+        self, generation: int, retry_after: float | None, endpoint: str = ""
+    ) -> None:
         with self._lock:
             slowed = self._bucket.slow_down(self._clock(), generation, retry_after)
             rate = self._bucket.rate

@@ -212,15 +212,17 @@ class CountingLimiter(LocalRateLimiter):
         self.acquired = 0
         self.feedback: list[tuple[str, int, float | None]] = []
 
-    def acquire(self) -> int:
+    def acquire(self, endpoint: str = "") -> int:
         self.acquired += 1
         return super().acquire()
 
-    def on_success(self, generation: int) -> None:
+    def on_success(self, generation: int, endpoint: str = "") -> None:
         self.feedback.append(("success", generation, None))
         super().on_success(generation)
 
-    def on_rate_limited(self, generation: int, retry_after: float | None) -> None:
+    def on_rate_limited(
+        self, generation: int, retry_after: float | None, endpoint: str = ""
+    ) -> None:
         self.feedback.append(("rate_limited", generation, retry_after))
         super().on_rate_limited(generation, retry_after)
 

@@ -17,6 +17,7 @@ import pytest
 
 from django_stripe_customers.clients import clear_client_cache, get_client
 from django_stripe_customers.stripe import LocalRateLimiter, StripeClient, StripeError
+from django_stripe_customers.stripe.limits import StripeLimits
 
 THREADS = 16
 
@@ -86,7 +87,9 @@ def test_sixteen_threads_just_below_stripes_limit_never_see_a_429(
 ) -> None:
     configure(settings, RATE_LIMIT=18)
     client = get_client()
-    limiter = client.rate_limiter
+    limits = client.rate_limiter
+    assert isinstance(limits, StripeLimits)
+    limiter = limits.global_limiter
     assert isinstance(limiter, LocalRateLimiter) and limiter.max_rate == 18
 
     run = hammer(client, total=100)

@@ -13,6 +13,7 @@ from django_stripe_customers import ratelimits
 from django_stripe_customers.clients import clear_client_cache, get_client
 from django_stripe_customers.ratelimits import RedisRateLimiter, bucket_name
 from django_stripe_customers.stripe import LocalRateLimiter
+from django_stripe_customers.stripe.limits import PACE, StripeLimits, endpoint_of
 
 BASE = "http://127.0.0.1:9"
 SECRET = "DONOTLEAK0123456789"
@@ -41,10 +42,45 @@ def configure(settings, **values):
     ],
 )
 def test_the_default_follows_the_keys_mode(settings, key, rate):
+    """Stripe's global limit for the key's mode, paced at ``PACE`` of it, and each endpoint's
+    own at 25/s (the Search API's at 20), paced the same, evenly (a burst of one)."""
     configure(settings, API_KEY=key)
-    limiter = get_client().rate_limiter
+    limits = get_client().rate_limiter
+    assert isinstance(limits, StripeLimits)
+    limiter = limits.global_limiter
     assert isinstance(limiter, LocalRateLimiter)
-    assert limiter.max_rate == limiter.rate == rate
+    assert limiter.max_rate == limiter.rate == rate * PACE
+    listing = limits.endpoint_limiter("GET /v1/customers")
+    assert listing is not None and listing.max_rate == 25 * PACE
+    search = limits.endpoint_limiter("GET /v1/customers/search")
+    assert search is not None and search.max_rate == 20 * PACE
+    assert limits.endpoint_limiter("GET /v1/customers") is listing, "one bucket per endpoint"
+
+
+def test_an_endpoints_limit_can_be_set_or_turned_off(settings):
+    configure(settings, ENDPOINT_RATE_LIMITS={"GET /v1/customers": 40, "GET /v1/events": 0})
+    limits = get_client().rate_limiter
+    assert isinstance(limits, StripeLimits)
+    listing = limits.endpoint_limiter("GET /v1/customers")
+    assert listing is not None and listing.max_rate == 40 * PACE
+    assert limits.endpoint_limiter("GET /v1/events") is None
+    retrieve = limits.endpoint_limiter("GET /v1/customers/{id}")
+    assert retrieve is not None and retrieve.max_rate == 25 * PACE
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "endpoint"),
+    [
+        ("GET", "/v1/customers", "GET /v1/customers"),
+        ("get", "/v1/customers/cus_123", "GET /v1/customers/{id}"),
+        ("POST", "/v1/customers/cus_123/tax_ids/txi_9", "POST /v1/customers/{id}/tax_ids/{id}"),
+        ("GET", "/v1/customers/search", "GET /v1/customers/search"),
+        ("GET", "/v1/account", "GET /v1/account"),
+        ("DELETE", "/v1/customers/cus_1?x=1", "DELETE /v1/customers/{id}"),
+    ],
+)
+def test_an_endpoint_is_its_method_and_path_template(method, path, endpoint):
+    assert endpoint_of(method, path) == endpoint
 
 
 @pytest.mark.parametrize("key", [f"sk_test_{SECRET}", f"sk_live_{SECRET}"])
@@ -89,8 +125,12 @@ def test_the_bucket_names_the_mode_never_the_key(settings):
     assert name == bucket_name(f"sk_live_{SECRET}", "https://api.stripe.com")
     assert name != bucket_name(f"sk_live_{SECRET}x", "https://api.stripe.com")
     configure(settings, RATE_LIMIT_BACKEND="redis://127.0.0.1:6379/0")
-    limiter = get_client().rate_limiter
+    limits = get_client().rate_limiter
+    assert isinstance(limits, StripeLimits)
+    limiter = limits.global_limiter
     assert isinstance(limiter, RedisRateLimiter)
+    endpoint = limits.endpoint_limiter("GET /v1/customers")
+    assert isinstance(endpoint, RedisRateLimiter) and SECRET not in endpoint.key
     assert limiter.key.startswith("django_stripe_customers:ratelimit:test:")
     assert SECRET not in limiter.key and SECRET not in repr(limiter)
     assert SECRET not in repr(get_client())
@@ -101,7 +141,9 @@ def test_without_the_redis_package_local_works_and_redis_says_what_is_missing(
 ):
     monkeypatch.setitem(sys.modules, "redis", None)  # `import redis` raises ImportError
     configure(settings)
-    assert isinstance(get_client().rate_limiter, LocalRateLimiter)
+    limits = get_client().rate_limiter
+    assert isinstance(limits, StripeLimits)
+    assert isinstance(limits.global_limiter, LocalRateLimiter)
     configure(settings, RATE_LIMIT_BACKEND="redis://127.0.0.1:6379/0")
     with pytest.raises(ImproperlyConfigured, match=r"redis package is not installed"):
         get_client()
