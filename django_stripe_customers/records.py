@@ -104,9 +104,10 @@ class WebhookEvent(models.Model):
 
 
 class StripeAccount(models.Model):
-    """An account the mirror has met, in one mode: a connected account listed from Stripe, or
-    one whose access ended (``account.application.deauthorized``: its rows are kept, and not
-    pushed to). ``stripe_account`` as rows store it (null: the key's own account)."""
+    """An account the mirror has met, in one mode: a connected account listed from Stripe, one
+    whose access ended (``account.application.deauthorized``: its rows are kept, and not pushed
+    to), one reconciled from its events (its cursor). ``stripe_account`` as rows store it
+    (null: the key's own account)."""
 
     stripe_account = models.CharField(  # noqa: DJ001 (null: the key's own account)
         max_length=ID_LENGTH, null=True, blank=True
@@ -119,6 +120,11 @@ class StripeAccount(models.Model):
     deauthorized_at = models.DateTimeField(
         null=True, blank=True, help_text=_("When it disconnected from the platform.")
     )
+    # The reconcile's cursor (``sync.reconcile``): the newest customer event applied, and its
+    # time (or, when there was none, when the full pull that set it started).
+    events_cursor = models.CharField(max_length=ID_LENGTH, blank=True, default="")
+    events_cursor_at = models.DateTimeField(null=True, blank=True)
+    reconciled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("Stripe account")

@@ -26,7 +26,7 @@ from .accounts import Account, default_account, find
 from .models import PullRun
 from .stripe import APIConnectionError, StripeError
 from .stripe.retry import retry_delay, should_retry
-from .sync import connect, events, outbox, pages, pull, push, runs
+from .sync import connect, events, outbox, pages, pull, push, reconcile, runs
 
 logger = logging.getLogger("django_stripe_customers.push")
 
@@ -213,6 +213,28 @@ def catch_up_events_task(self: Task[Any, Any], since: int) -> dict[str, int]:
         "stale": result.stale,
         "failed": result.failed,
     }
+
+
+@shared_task(bind=True, name="stripe_customers.reconcile", **TASK_OPTIONS)
+def reconcile_task(
+    self: Task[Any, Any],
+    stripe_account: str | None = None,
+    livemode: bool | None = None,
+    all_accounts: bool = False,
+    parallel: int = 1,
+) -> dict[str, Any]:
+    """Bring one account up to date from its events since the cursor (``sync.reconcile``: a
+    full pull when they cannot tell); ``all_accounts``: one task per account, sent at once.
+    Meant for the beat schedule, in place of a periodic full pull."""
+    if all_accounts:
+        listed = connect.every_account(livemode=livemode)
+        for account in listed:
+            reconcile_task.delay(account.stripe_account, account.livemode, False, parallel)
+        return {"accounts": len(listed)}
+    try:
+        return reconcile.reconcile(_account(stripe_account, livemode), parallel=parallel).as_dict()
+    except StripeError as exc:
+        _retry_or_raise(self, exc)
 
 
 @shared_task(name="stripe_customers.process_pending_events", acks_late=True)

@@ -116,7 +116,7 @@ class RangePass:
         self, gte: int | None, lt: int | None, result: PullResult, account: Account
     ) -> None:
         self.result, self.account = result, account
-        self._window = _UnseenWindow(_datetime(gte), _datetime(lt), account)
+        self._window = UnseenWindow(_datetime(gte), _datetime(lt), account)
         self._unseen: list[str] = []
 
     def apply(self, page: PageData) -> None:
@@ -251,7 +251,7 @@ def _count(result: PullResult, outcome: Applied) -> None:
         result.unchanged += 1
 
 
-class _UnseenWindow:
+class UnseenWindow:
     """Finds local rows a pass over ``[gte, lt)`` did not see, with memory bounded by a page.
 
     Stripe lists newest first, so each page covers a range of ``created`` times. Local rows in

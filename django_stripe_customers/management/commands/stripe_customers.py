@@ -23,6 +23,7 @@ from ...tasks import push_now
 from ..account_options import add_account_options, chosen_accounts
 from ..arguments import add_django_options, counted, parse_moment
 from ..progress import Bar, Progress
+from ..reconcile import add_reconcile_arguments, run_reconcile
 from ..status import write_status
 
 
@@ -87,6 +88,12 @@ class Command(BaseCommand):
             "--since", type=parse_moment, required=True, help="events created at or after DATE"
         )
         add_account_options(events_parser)
+        reconcile_parser = commands.add_parser(
+            "reconcile",
+            help="apply what changed in Stripe since the last reconcile (its events), or a full "
+            "pull when they cannot tell; --audit compares without writing",
+        )
+        add_reconcile_arguments(reconcile_parser)
         status_parser = commands.add_parser(
             "status", help="counts by sync status, deleted, retrying pushes, last full pull"
         )
@@ -99,6 +106,7 @@ class Command(BaseCommand):
             "customers", nargs="+", metavar="STRIPE_ID_OR_PK", help="cus_... ids or local pks"
         )
         parsers = (pull_parser, push_parser, replay_parser, events_parser, status_parser)
+        add_django_options(reconcile_parser)
         for subcommand in (*parsers, erase_parser):
             add_django_options(subcommand)
 
@@ -112,6 +120,8 @@ class Command(BaseCommand):
                 self.replay(options)
             elif options["subcommand"] == "events":
                 self.catch_up(options)
+            elif options["subcommand"] == "reconcile":
+                self.reconcile(options)
             elif options["subcommand"] == "erase":
                 self.erase(options)
             else:
@@ -342,6 +352,17 @@ class Command(BaseCommand):
         if result.failed:
             failed = counted(result.failed, "event")
             raise CommandError(f"{failed} failed: see `stripe_customers replay --failed`")
+
+    # -- reconcile ----------------------------------------------------------------------------
+
+    def reconcile(self, options: dict[str, Any]) -> None:
+        if options["sample"] is not None and not options["audit"]:
+            raise CommandError("--sample goes with --audit")
+        failed = run_reconcile(self.stdout, options)
+        if failed and options["audit"]:
+            raise CommandError(f"{counted(failed, 'customer')} drifted from Stripe")
+        if failed:
+            raise CommandError(f"{counted(failed, 'event')} failed: see `replay --failed`")
 
     # -- status -------------------------------------------------------------------------------
 
