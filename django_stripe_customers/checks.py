@@ -164,7 +164,25 @@ def _check_types() -> list[Any]:
     secrets = conf.get_setting("WEBHOOK_SECRETS")
     if isinstance(secrets, str) or not all(isinstance(s, str) for s in secrets):
         errors.append(_type_error("WEBHOOK_SECRETS", "a list of strings", secrets))
+    endpoints = conf.get_setting("ENDPOINT_RATE_LIMITS")
+    if not isinstance(endpoints, dict) or not all(
+        isinstance(name, str) and " /v1/" in name and _is_rate(value)
+        for name, value in endpoints.items()
+    ):
+        expected = 'a dict of "METHOD /v1/path" to requests per second (0 or None: none)'
+        errors.append(_type_error("ENDPOINT_RATE_LIMITS", expected, endpoints))
     return errors
+
+
+def _is_rate(value: Any) -> bool:
+    if value is None:
+        return True
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and value >= 0
+    )
 
 
 def _check_rate_limit_backend() -> list[Any]:

@@ -213,3 +213,20 @@ def test_accounts_with_their_keys_and_secrets_need_no_api_key(settings):
     }
     assert run_checks() == {}
     assert run_checks(deploy=True) == {}
+
+
+@pytest.mark.parametrize(
+    "value", [[], {"/v1/customers": 10}, {"GET /v1/customers": -1}, {"GET /v1/customers": "9"}]
+)
+def test_e003_endpoint_rate_limits_must_name_endpoints_and_rates(settings, value):
+    settings.STRIPE_CUSTOMERS = {**VALID, "ENDPOINT_RATE_LIMITS": value}
+    found = run_checks()
+    assert "ENDPOINT_RATE_LIMITS" in found["stripe_customers.E003"].msg
+
+
+def test_endpoint_rate_limits_of_endpoints_and_rates_pass(settings):
+    settings.STRIPE_CUSTOMERS = {
+        **VALID,
+        "ENDPOINT_RATE_LIMITS": {"GET /v1/customers": 40, "GET /v1/events": 0},
+    }
+    assert run_checks() == {}
