@@ -23,8 +23,12 @@ before each test; ``stripe_settings`` also points ``settings.STRIPE_CUSTOMERS`` 
 
 Stripe's pace (``limits``): ``StripeEmulator(latency_ms=300, rate_limit=25)``, ``set_limits()``
 on a running one, ``--latency-ms``/``--rate-limit`` on the CLI, or
-``@pytest.mark.stripe_emulator(latency_ms=300, rate_limit=25)`` on a test. Beyond the limit:
-Stripe's 429 ``rate_limit``, counted by ``emulator.count(status=429)``.
+``@pytest.mark.stripe_emulator(latency_ms=300, rate_limit=25)`` on a test. Per endpoint (each API
+operation, ids aside: ``limits.endpoint_of``): ``endpoint_rate_limit=25``,
+``endpoint_rate_limits={"GET /v1/customers/search": 20}``; ``strict_window=True`` makes every
+limit a strict one-second sliding window. Beyond a limit: Stripe's 429 ``rate_limit``, counted by
+``emulator.count_rate_limited()`` (or ``count(status=429)`` in the request log);
+``emulator.max_in_window("GET /v1/customers")`` is the most admitted in any second.
 
 Where the emulator had to choose (each choice is tested in ``tests/test_emulator*.py``):
 - Default responses hold every attribute but ``deleted`` and the includable ones

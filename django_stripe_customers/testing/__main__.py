@@ -1,7 +1,8 @@
 """Run the emulator standalone: ``python -m django_stripe_customers.testing --port 12111``.
 
 Prints ``Stripe emulator listening on http://127.0.0.1:PORT`` once ready; stops on
-SIGINT/SIGTERM. ``--latency-ms`` and ``--rate-limit`` give it Stripe's pace.
+SIGINT/SIGTERM. ``--latency-ms``, ``--rate-limit`` and ``--endpoint-rate-limit`` (with
+``--endpoint-limit``, ``--strict-window``) give it Stripe's pace.
 """
 
 from __future__ import annotations
@@ -64,7 +65,39 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="requests a key may send at once (default: one second's worth)",
     )
+    pace.add_argument(
+        "--endpoint-rate-limit",
+        type=float,
+        metavar="N",
+        help="requests per second per API key to each endpoint (API operation, ids aside); "
+        "beyond it, 429 rate_limit (Stripe: 25)",
+    )
+    pace.add_argument(
+        "--endpoint-limit",
+        action="append",
+        default=[],
+        type=_endpoint_rate,
+        metavar="'METHOD /PATH=N'",
+        help="this endpoint's own limit, e.g. 'GET /v1/customers/search=20' (repeatable)",
+    )
+    pace.add_argument(
+        "--strict-window",
+        action="store_true",
+        help="limits are strict sliding one-second windows, not token buckets",
+    )
     return parser
+
+
+def _endpoint_rate(value: str) -> tuple[str, float]:
+    endpoint, equals, rate = value.rpartition("=")
+    try:
+        if not equals:
+            raise ValueError
+        return endpoint.strip(), float(rate)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not 'METHOD /PATH=N' (e.g. 'GET /v1/customers/search=20')"
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
             latency_jitter_ms=args.latency_jitter_ms,
             rate_limit=args.rate_limit,
             rate_limit_burst=args.rate_limit_burst,
+            endpoint_rate_limit=args.endpoint_rate_limit,
+            endpoint_rate_limits=dict(args.endpoint_limit),
+            strict_window=args.strict_window,
             live_keys=args.live_keys,
         )
     except ValueError as exc:  # the limits' own checks, said as a usage error
@@ -114,8 +150,18 @@ def _describe(limits: Limits) -> str:
     if limits.latency_jitter_ms:
         latency += f" (+0..{limits.latency_jitter_ms:g} ms)"
     if limits.rate_limit is None:
-        return f"{latency}; no rate limit"
-    return f"{latency}; rate limit {limits.rate_limit:g}/s per key, burst {limits.burst}"
+        described = f"{latency}; no rate limit"
+    elif limits.strict_window:
+        described = f"{latency}; rate limit {limits.rate_limit:g}/s per key"
+    else:
+        described = f"{latency}; rate limit {limits.rate_limit:g}/s per key, burst {limits.burst}"
+    if limits.endpoint_rate_limit is not None:
+        described += f"; {limits.endpoint_rate_limit:g}/s per endpoint"
+    for endpoint, rate in limits.endpoint_rate_limits.items():
+        described += f"; {endpoint} {rate:g}/s"
+    if limits.strict_window:
+        described += " (strict 1 s windows)"
+    return described
 
 
 #: Seconds a signalled emulator may take to stop cleanly before it exits regardless.

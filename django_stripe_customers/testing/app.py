@@ -24,9 +24,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from .. import schema
 from . import objects
 from .accounts import record_event
+from .admissions import Admissions
 from .endpoints import COLLECTION_ROUTES, NESTED_ROUTES, OBJECT_ROUTES
 from .errors import ApiError, invalid, mask_key, no_such, rate_limited
-from .limits import Limits, Throttle
+from .limits import Limits, Throttle, endpoint_of
 from .params import decode_form
 from .platforms import LIVE_KEY_PREFIXES, TEST_KEY_PREFIXES, Stores, is_key, select_store
 from .store import IdempotentResult, LoggedRequest, SortedIndex, Store
@@ -110,7 +111,8 @@ class EmulatorApp:
         self.live_keys = live_keys  # accept any sk_live_/rk_live_ key too (live mode)
         self.webhooks = webhooks
         self.api_key = api_key
-        self.throttle = Throttle(limits or Limits())
+        self.admissions = Admissions()  # the limiters' decisions, kept across set_limits
+        self.throttle = Throttle(limits or Limits(), self.admissions)
 
     @property
     def limits(self) -> Limits:
@@ -118,7 +120,7 @@ class EmulatorApp:
 
     def set_limits(self, limits: Limits) -> None:
         """Apply ``limits`` from the next request on, with full token buckets."""
-        self.throttle = Throttle(limits)
+        self.throttle = Throttle(limits, self.admissions)
 
     # -- the request pipeline ---------------------------------------------------------------
 
@@ -156,8 +158,9 @@ class EmulatorApp:
             # Stripe's rate limiters run before its idempotency layer: a refused request is not
             # executed, and its Idempotency-Key stays unused. One bucket per key: requests a
             # platform makes for its connected accounts (Stripe-Account) count against its key.
-            # The key's platform: the default one, or an added key's own (``platforms``).
-            if not throttle.admit(api_key):
+            # The key's platform: the default one, or an added key's own (``platforms``). Each
+            # operation (``endpoint_of``: ids aside) has its own limit per key too.
+            if not throttle.admit(api_key, endpoint_of(method, path)):
                 raise rate_limited()
             call_store = select_store(self.stores, livemode, headers.get("Stripe-Account"), api_key)
             encoded = split.query

@@ -16,7 +16,7 @@ from typing import Any
 from . import objects
 from .app import EmulatorApp
 from .errors import mask_key
-from .limits import Limits
+from .limits import Limits, RateTable
 from .platforms import Stores
 from .server import Server
 from .store import Clock, LoggedRequest, Store
@@ -28,9 +28,11 @@ class StripeEmulator:
 
     Use ``with StripeEmulator() as stripe: requests.get(stripe.url + "/v1/customers", ...)``.
 
-    ``latency_ms``, ``latency_jitter_ms``, ``rate_limit`` and ``rate_limit_burst`` give it
-    Stripe's pace (see ``limits.Limits``); ``set_limits()`` changes them on a running emulator
-    and ``reset()`` puts back the ones it was built with. ``live_keys=True`` accepts any
+    ``latency_ms``, ``latency_jitter_ms``, ``rate_limit``, ``rate_limit_burst``,
+    ``endpoint_rate_limit``, ``endpoint_rate_limits`` and ``strict_window`` give it Stripe's pace
+    (see ``limits.Limits``); ``set_limits()`` changes them on a running emulator and ``reset()``
+    puts back the ones it was built with; ``max_in_window()`` and ``count_rate_limited()`` say
+    what the limiters saw. ``live_keys=True`` accepts any
     ``sk_live_``/``rk_live_`` key too, served from the live-mode stores (see ``accounts``).
 
     Every key reaches one platform account (``acct_1EmuLatorTestAcct``), unless it is one of
@@ -54,10 +56,21 @@ class StripeEmulator:
         latency_jitter_ms: float = 0.0,
         rate_limit: float | None = None,
         rate_limit_burst: int | None = None,
+        endpoint_rate_limit: float | None = None,
+        endpoint_rate_limits: Mapping[str, float] | None = None,
+        strict_window: bool = False,
         live_keys: bool = False,
         keys: Mapping[str, str] | None = None,
     ) -> None:
-        self._built_limits = Limits(latency_ms, latency_jitter_ms, rate_limit, rate_limit_burst)
+        self._built_limits = Limits(
+            latency_ms,
+            latency_jitter_ms,
+            rate_limit,
+            rate_limit_burst,
+            endpoint_rate_limit,
+            RateTable(endpoint_rate_limits or {}),
+            strict_window,
+        )
         self.host = host
         self.port = port
         self.clock = clock or Clock()
@@ -171,22 +184,53 @@ class StripeEmulator:
         latency_jitter_ms: float = 0.0,
         rate_limit: float | None = None,
         rate_limit_burst: int | None = None,
+        endpoint_rate_limit: float | None = None,
+        endpoint_rate_limits: Mapping[str, float] | None = None,
+        strict_window: bool = False,
     ) -> None:
-        """Replace the latency and rate limit from the next request on (what is not given is
-        off: ``set_limits()`` removes both); token buckets start full."""
-        self.app.set_limits(Limits(latency_ms, latency_jitter_ms, rate_limit, rate_limit_burst))
+        """Replace the latency and rate limits from the next request on (what is not given is
+        off: ``set_limits()`` removes them all); token buckets start full, windows empty."""
+        limits = Limits(
+            latency_ms,
+            latency_jitter_ms,
+            rate_limit,
+            rate_limit_burst,
+            endpoint_rate_limit,
+            RateTable(endpoint_rate_limits or {}),
+            strict_window,
+        )
+        self.app.set_limits(limits)
+
+    def max_in_window(
+        self, endpoint: str | None = None, seconds: float = 1.0, key: str | None = None
+    ) -> int:
+        """The most requests admitted (not refused by a rate limit) in any window of
+        ``seconds``, exactly: to ``endpoint`` (``"GET /v1/customers"``; ids are ``{id}`` or any
+        id: ``"GET /v1/customers/cus_1"`` is ``GET /v1/customers/{id}``; None: every endpoint),
+        with ``key`` (None: every key). Counts every authenticated request since the emulator
+        was built or ``reset()`` (``set_limits`` keeps them; up to a million, then the oldest
+        tenth goes), whatever its answer but 429 ``rate_limit``."""
+        return self.app.admissions.max_in_window(endpoint, seconds, key)
+
+    def count_rate_limited(self, endpoint: str | None = None, key: str | None = None) -> int:
+        """How many requests were answered 429 ``rate_limit`` (of ``endpoint``, with ``key``,
+        as ``max_in_window``) since built or ``reset()``; unlike ``count(status=429)``, not
+        bounded by the request log."""
+        return self.app.admissions.count_refused(endpoint, key)
 
     # -- introspection ----------------------------------------------------------------------
 
     def reset(self) -> None:
         """Forget customers, events, idempotency keys, connected accounts (both modes), the
-        request log, added webhooks, the keys added by ``add_key()`` and their platforms; put the
-        clock, the limits and ``keys=`` back as they were built (token buckets full)."""
+        request log and the limiters' record, added webhooks, the keys added by ``add_key()``
+        and their platforms; put the clock, the limits and ``keys=`` back as they were built
+        (token buckets full, windows empty)."""
         with self.store.lock:
             self.stores.reset()
             self.webhooks.reset()
             self.clock.reset()
             self.app.set_limits(self._built_limits)
+            self.app.admissions.clear()
 
     @property
     def requests(self) -> list[LoggedRequest]:

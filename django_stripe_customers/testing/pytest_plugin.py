@@ -13,6 +13,11 @@ arguments of ``StripeEmulator.set_limits``::
     @pytest.mark.stripe_emulator(latency_ms=300, rate_limit=25)
     def test_pull_stays_under_the_rate_limit(stripe_emulator): ...
 
+    @pytest.mark.stripe_emulator(rate_limit=25, endpoint_rate_limit=25, strict_window=True)
+    def test_pull_never_exceeds_25_a_second(stripe_emulator):
+        ...
+        assert stripe_emulator.max_in_window("GET /v1/customers") <= 25
+
 The ``stripe_emulator`` fixture (and so ``stripe_settings``) applies it after the reset, and
 resets the session's server again after the test: the next test finds no latency and no limit.
 """
@@ -32,9 +37,10 @@ MARKER = "stripe_emulator"
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(latency_ms=0, latency_jitter_ms=0, rate_limit=None, rate_limit_burst=None): "
-        "the stripe_emulator fixture answers this test at Stripe's pace (latency in ms, rate "
-        "limit in requests/s per API key, 429 rate_limit beyond it)",
+        f"{MARKER}(latency_ms=0, latency_jitter_ms=0, rate_limit=None, rate_limit_burst=None, "
+        "endpoint_rate_limit=None, endpoint_rate_limits=None, strict_window=False): the "
+        "stripe_emulator fixture answers this test at Stripe's pace (latency in ms, rate limits "
+        "in requests/s per API key and per endpoint, 429 rate_limit beyond them)",
     )
 
 
