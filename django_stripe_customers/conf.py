@@ -64,10 +64,11 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     # safe); None: the client's worst case (TIMEOUT x tries + backoff) plus 10 s. A push whose
     # worker died on this host is taken over at once.
     "PUSH_LEASE": None,
-    # Requests per second to Stripe, every try of every request of this process (or of every
-    # process sharing RATE_LIMIT_BACKEND); None: Stripe's limit for the key's mode (25 for
-    # test keys, 100 for live ones), paced at 97% of it; 0: no limit. A 429 slows it down
-    # for a while. Each endpoint has its own limit besides (ENDPOINT_RATE_LIMITS).
+    # Stripe's limit of requests per second for the account, every try of every request of
+    # this process (or of every process sharing RATE_LIMIT_BACKEND), paced at 97% of it; None:
+    # Stripe's limit for the key's mode (25 for test keys, 100 for live ones); 0: no limit.
+    # A 429 slows it down for a while. Each endpoint has its own limit besides
+    # (ENDPOINT_RATE_LIMITS).
     "RATE_LIMIT": None,
     # Requests per second of one endpoint ("GET /v1/customers", "POST /v1/customers/{id}"...),
     # where it differs from Stripe's default of 25 (the Search API: 20); 0 or None: none of its

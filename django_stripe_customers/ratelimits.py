@@ -241,11 +241,11 @@ def _redis_client(url: str) -> redis.Redis:
 
 
 def effective_rate(api_key: str, rate: float | None) -> float | None:
-    """Requests per second for ``RATE_LIMIT``: None is the key mode's default (paced at
-    ``PACE`` of it), 0 is no limit."""
+    """Requests per second the global bucket paces at, for ``RATE_LIMIT`` (the limit Stripe
+    holds the account to: None is the key mode's default, 0 is none): ``PACE`` of it."""
     if rate is None:
         return default_rate(api_key) * PACE
-    return None if rate == 0 else float(rate)
+    return None if rate == 0 else float(rate) * PACE
 
 
 def limiter_for(

@@ -17,7 +17,7 @@ import pytest
 
 from django_stripe_customers.clients import clear_client_cache, get_client
 from django_stripe_customers.stripe import LocalRateLimiter, StripeClient, StripeError
-from django_stripe_customers.stripe.limits import StripeLimits
+from django_stripe_customers.stripe.limits import PACE, StripeLimits
 
 THREADS = 16
 
@@ -90,7 +90,7 @@ def test_sixteen_threads_just_below_stripes_limit_never_see_a_429(
     limits = client.rate_limiter
     assert isinstance(limits, StripeLimits)
     limiter = limits.global_limiter
-    assert isinstance(limiter, LocalRateLimiter) and limiter.max_rate == 18
+    assert isinstance(limiter, LocalRateLimiter) and limiter.max_rate == 18 * PACE
 
     run = hammer(client, total=100)
 
@@ -100,7 +100,7 @@ def test_sixteen_threads_just_below_stripes_limit_never_see_a_429(
     achieved = run.steady_rate(burst=9)
     print(f"configured 18/s, achieved {achieved:.2f}/s, 100 requests in {run.seconds:.2f}s")
     assert 18 * 0.8 <= achieved <= 18 * 1.1
-    assert limiter.rate == 18, "no 429, so never slowed"
+    assert limiter.rate == 18 * PACE, "no 429, so never slowed"
 
 
 @pytest.mark.stripe_emulator(latency_ms=50, rate_limit=10)
@@ -127,3 +127,46 @@ def test_a_limit_set_above_stripes_slows_down_on_429s_and_every_request_succeeds
     # keeps the refusals to a fraction of the requests.
     assert refused < 40
     assert achieved <= 10 * 1.5, "after the first burst, about Stripe's pace"
+
+
+@pytest.mark.stripe_emulator(
+    latency_ms=30,
+    rate_limit=100,
+    endpoint_rate_limit=50,
+    endpoint_rate_limits={"GET /v1/customers": 8},
+    strict_window=True,
+)
+def test_threads_keep_each_endpoint_under_its_own_limit_and_the_others_go_on(
+    settings, stripe_settings, limited
+) -> None:
+    """Stripe's per-endpoint limit (8/s here, the global 100/s) held as a strict one-second
+    window: 16 threads listing never send more than 8 list requests in any second, and
+    retrieves in other threads meanwhile are not held back by the list's bucket."""
+    configure(
+        settings,
+        RATE_LIMIT=100,
+        ENDPOINT_RATE_LIMITS={"GET /v1/customers": 8, "GET /v1/customers/{id}": 50},
+    )
+    client = get_client()
+    (stripe_id,) = stripe_settings.seed(1)
+    retrieved: list[float] = []
+
+    def retrieve() -> None:
+        for _ in range(30):
+            client.customers.retrieve(stripe_id)
+            retrieved.append(time.monotonic())
+
+    other = threading.Thread(target=retrieve)
+    other.start()
+    run = hammer(client, total=40)
+    other.join(60)
+
+    assert run.errors == []
+    assert stripe_settings.count_rate_limited() == 0
+    assert stripe_settings.max_in_window("GET /v1/customers") <= 8
+    achieved = run.steady_rate(burst=1)
+    print(f"list at {achieved:.2f}/s (limit 8/s); 30 retrieves meanwhile")
+    assert 8 * 0.8 <= achieved <= 8 * 1.02
+    assert len(retrieved) == 30
+    retrieve_rate = (len(retrieved) - 1) / (retrieved[-1] - retrieved[0])
+    assert retrieve_rate > 16, "retrieves go at their own pace, not the list's"

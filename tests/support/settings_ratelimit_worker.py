@@ -3,6 +3,7 @@ Stripe emulator, rate limit and Redis bucket, named in environment variables."""
 
 from __future__ import annotations
 
+import json
 import os
 
 from tests.support.settings import *  # noqa: F403
@@ -12,5 +13,6 @@ STRIPE_CUSTOMERS = {
     "API_BASE": os.environ["WORKER_STRIPE_URL"],
     "RATE_LIMIT": float(os.environ["WORKER_RATE_LIMIT"]),
     "RATE_LIMIT_BACKEND": os.environ["WORKER_RATE_LIMIT_BACKEND"],
+    "ENDPOINT_RATE_LIMITS": json.loads(os.environ.get("WORKER_ENDPOINT_RATE_LIMITS") or "{}"),
     "MAX_RETRIES": 8,
 }

@@ -42,7 +42,9 @@ def shared_bucket(stripe_emulator) -> Iterator[tuple[redis.Redis, str]]:
     client.close()
 
 
-def run_workers(emulator, rate: float, backend: str, per_thread: int) -> list[dict[str, Any]]:
+def run_workers(
+    emulator, rate: float, backend: str, per_thread: int, endpoints: dict[str, float] | None = None
+) -> list[dict[str, Any]]:
     """Start the workers, let them all go at once, and return their reports."""
     env = {
         **os.environ,
@@ -51,6 +53,7 @@ def run_workers(emulator, rate: float, backend: str, per_thread: int) -> list[di
         "WORKER_STRIPE_URL": emulator.url,
         "WORKER_RATE_LIMIT": str(rate),
         "WORKER_RATE_LIMIT_BACKEND": backend,
+        "WORKER_ENDPOINT_RATE_LIMITS": json.dumps(endpoints or {}),
     }
     command = [sys.executable, str(ROOT / "tests" / "support" / "ratelimit_worker.py")]
     processes = [
@@ -134,3 +137,35 @@ def test_a_shared_bucket_above_stripes_limit_slows_every_worker_down(
     assert stripe_emulator.count("GET", "/v1/customers", status=200) == 64
     assert refused > 0
     assert 0 < shared_rate < 30 and all(rate < 30 for rate in rates)
+
+
+LIST = "GET /v1/customers"
+
+
+@pytest.mark.stripe_emulator(
+    latency_ms=50, rate_limit=100, endpoint_rate_limit=10, strict_window=True
+)
+def test_two_workers_share_the_endpoints_bucket_in_redis_too(stripe_emulator, shared_bucket):
+    """The list endpoint's own limit (10/s, under a global 100/s), held by Stripe as a strict
+    one-second window: two processes sharing Redis stay under it, never more than 10 in any
+    second, and with a bucket each (the control) they go over."""
+    client, key = shared_bucket
+    client.delete(f"{key}:{LIST}")
+    reports = run_workers(stripe_emulator, 100, REDIS_URL, per_thread=6, endpoints={LIST: 10})
+
+    finished = [t for report in reports for t in report["finished"]]
+    assert [report["errors"] for report in reports] == [[], []]
+    assert len(finished) == 48
+    assert stripe_emulator.count_rate_limited() == 0
+    assert stripe_emulator.max_in_window(LIST) <= 10
+    achieved = steady_rate(finished, burst=2)
+    print(f"2 workers, the list endpoint's Redis bucket of 10/s: {achieved:.2f}/s, 0 x 429")
+    assert 10 * 0.75 <= achieved <= 10 * 1.05
+    assert client.exists(f"{key}:{LIST}"), "the endpoint's bucket lived in Redis"
+    client.delete(f"{key}:{LIST}")
+
+    stripe_emulator.set_limits(
+        latency_ms=50, rate_limit=100, endpoint_rate_limit=10, strict_window=True
+    )
+    run_workers(stripe_emulator, 100, "local", per_thread=6, endpoints={LIST: 10})
+    assert stripe_emulator.count_rate_limited() > 0, "a bucket each: 2 x 9.7/s over 10/s"
