@@ -3,8 +3,10 @@
     .venv/bin/python benchmarks/pull.py                      # N = 1,000 and 10,000, both databases
     .venv/bin/python benchmarks/pull.py --quick              # N = 200, a smoke run
     .venv/bin/python benchmarks/pull.py --sizes 1000 --backends sqlite --skip-peers
-    .venv/bin/python benchmarks/pull.py --latency-ms 300 [--big]   # at Stripe's pace (see
+    .venv/bin/python benchmarks/pull.py --latency-ms 300 [--big]   # at Stripe's pace and
+                                                                   # limits, held strictly (see
                                                                    # benchmarks/pull_latency.py)
+    .venv/bin/python benchmarks/pull.py --latency-ms 300 --live    # the same in live mode
 
 Our Stripe emulator (``django_stripe_customers.testing``) runs in this process, on loopback,
 and is seeded once per N. Every measured pull runs in a fresh process of its own, against an
@@ -710,11 +712,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "at Stripe's pace (benchmarks/pull_latency.py)",
         "--latency-ms runs the latency benchmark instead: peers, ours with one stream, "
         "parallel streams and Celery workers, against an emulator that is as slow as Stripe "
-        "and refuses what exceeds its rate limit.",
+        "and holds Stripe's limits strictly (a global limit per key and 25/s per endpoint, "
+        "each a strict one-second window), refusing what exceeds them with a 429.",
     )
     latency.add_argument("--latency-ms", type=float, default=None, help="e.g. 300")
     latency.add_argument(
-        "--rate-limit", type=float, default=25.0, help="requests/s (25: Stripe's test mode)"
+        "--rate-limit",
+        type=float,
+        default=None,
+        help="the emulator's global limit, requests/s per key (default: Stripe's for the "
+        "mode, 25 in test mode, 100 with --live; the client paces at its own default, 97%% of "
+        "Stripe's, unless this differs from it)",
+    )
+    latency.add_argument(
+        "--live",
+        action="store_true",
+        help="live mode: a sk_live_ key, the emulator at 100/s per key and 25/s per endpoint",
     )
     latency.add_argument("--big", action="store_true", help="N = 100,000 as well as 10,000")
     latency.add_argument(
