@@ -84,7 +84,6 @@ class Customer(models.Model):
         null=True,
         blank=True,
         default=default_stripe_account,
-        db_index=True,
         help_text=_("Empty: the API key's own account; else the connected account (acct_...)."),
     )
 
@@ -195,6 +194,14 @@ class Customer(models.Model):
         verbose_name = _("customer")
         verbose_name_plural = _("customers")
         ordering = ("-created", "-id")
+        # A pull pages through one account's rows by ``created`` (its deletion check, per
+        # page): one index serves the account, the mode and the range.
+        indexes = [
+            models.Index(
+                fields=["stripe_account", "livemode", "created"],
+                name="stripe_cust_account_created",
+            )
+        ]
         constraints = [
             models.UniqueConstraint(
                 F("user"),

@@ -75,7 +75,6 @@ class Migration(migrations.Migration):
             name="stripe_account",
             field=models.CharField(
                 blank=True,
-                db_index=True,
                 default=None,
                 help_text="Empty: the API key's own account; else the connected account (acct_...).",
                 max_length=255,
@@ -112,7 +111,6 @@ class Migration(migrations.Migration):
             name="stripe_account",
             field=models.CharField(
                 blank=True,
-                db_index=True,
                 default=django_stripe_customers.accounts.default_stripe_account,
                 help_text="Empty: the API key's own account; else the connected account (acct_...).",
                 max_length=255,
@@ -145,6 +143,13 @@ class Migration(migrations.Migration):
                 django.db.models.functions.comparison.Coalesce("stripe_account", models.Value("")),
                 models.F("livemode"),
                 name="stripe_customers_one_record_per_account_and_mode",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="customer",
+            index=models.Index(
+                fields=["stripe_account", "livemode", "created"],
+                name="stripe_cust_account_created",
             ),
         ),
     ]
