@@ -41,11 +41,30 @@ changing its name; then the HTTP calls that reached Stripe, in three shapes:
 Each burst is checked: Stripe ends with the last name saved.
 
 Results: Markdown on stdout and in ``benchmarks/results/push-latest.md``.
+
+(c) ``--backlog N`` (instead of (a) and (b)): a backlog after an outage, drained at Stripe's
+pace. The emulator answers ``--latency-ms`` (300) after each request and holds Stripe's
+test-mode limits strictly (25 requests/s per key, 25/s per endpoint, sliding one-second
+windows, 429 ``rate_limit`` beyond); our client paces at its defaults (97% of them). Per
+database, per K of ``--streams`` (1,8,16): a fresh database mirrors N/2 customers (a pull,
+untimed), edits each of them and adds N/2 new local rows (``PUSH_ON_SAVE`` off: N pending);
+then ``manage.py stripe_customers push --pending --parallel K`` is timed (``sync.drain``: K
+streams in one process; K = 1 drains only ``--baseline`` rows, one push after another takes
+long). The two phases run in child processes of their own; the emulator's log is read between
+them. Reported: pushes/s, its share of the write limit (25/s), the 429s, the most writes
+admitted in any second, the rows left pending (a 429: MAX_RETRIES is 0), lost (after an
+untimed second ``push --pending``, as the next sweep: rows not synced, or whose customer in
+Stripe lacks the row's name) and duplicated (a new row created more than once, an edit taken
+more than once). This
+benchmark runs Celery eagerly, never with workers, so there is no Celery row: under Celery the
+sweep sends one task per row and the workers are the streams. Results:
+``benchmarks/results/push-backlog-latest.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -55,6 +74,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -68,6 +88,10 @@ if str(ROOT) not in sys.path:  # run as a script from a clean clone
 from benchmarks.common import source_state  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "push-latest.md"
+BACKLOG_RESULTS = RESULTS.with_name("push-backlog-latest.md")
+#: Stripe's test-mode write limit: per key, and per endpoint (creates and updates are two).
+WRITE_LIMIT = 25.0
+CREATE, UPDATE = "POST /v1/customers", "POST /v1/customers/{id}"
 API_KEY = "sk_test_BenchPush0123456789abcdef"
 PG_ADMIN_DB = os.environ.get("PGDATABASE", "test")
 PG_BENCH_DB = "bench_push"
@@ -538,6 +562,227 @@ def report(results: list[dict[str, Any]], skipped: dict[str, str], args: argpars
     return "\n".join(lines) + "\n"
 
 
+# -- (c) a backlog at Stripe's pace ----------------------------------------------------------
+
+
+def backlog_child(args: argparse.Namespace) -> dict[str, Any]:
+    """``--phase prepare``: mirror the seeded customers, edit each, add as many new rows (all
+    pending); ``--phase drain``: time ``push --pending --parallel K``, then report every row."""
+    setup_django(args.backend, args.db, args.api_base)
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+    from django.db import transaction
+
+    from django_stripe_customers.models import Customer, SyncStatus
+
+    if args.phase == "prepare":
+        call_command("stripe_customers", "pull", "--parallel", "8", stdout=io.StringIO())
+        with transaction.atomic():
+            for row in Customer.objects.order_by("pk"):
+                row.name = f"backlog edit {row.pk}"
+                row.save()
+        new = args.backlog - Customer.objects.count()
+        Customer.objects.bulk_create(
+            [Customer(email=f"new{i}@example.com", name=f"backlog new {i}") for i in range(new)],
+            batch_size=500,
+        )
+        return {"pending": Customer.objects.filter(sync_status=SyncStatus.PENDING).count()}
+    out, err = io.StringIO(), io.StringIO()
+    started = time.perf_counter()
+    try:
+        call_command(
+            "stripe_customers", "push", "--pending", "--parallel", str(args.parallel),
+            stdout=out, stderr=err,
+        )  # fmt: skip
+        error = ""
+    except CommandError as exc:
+        error = str(exc)
+    seconds = time.perf_counter() - started
+    left = Customer.objects.filter(sync_status=SyncStatus.PENDING).count()
+    if left:  # what the next sweep does: resend them (their recorded request, same key)
+        call_command("stripe_customers", "push", "--pending", stdout=io.StringIO())
+    return {
+        "seconds": seconds,
+        "left_pending": left,
+        "summary": (
+            [""] + [line for line in out.getvalue().splitlines() if line.startswith("Pushed")]
+        )[-1],
+        "error": error,
+        "stderr": err.getvalue().splitlines()[:5],
+        "rows": list(Customer.objects.values_list("stripe_id", "email", "name", "sync_status")),
+    }
+
+
+def run_backlog_child(
+    backend: str, db_name: str, api_base: str, phase: str, rows: int, parallel: int = 1
+) -> dict[str, Any]:
+    command = [
+        sys.executable, str(Path(__file__).resolve()), "--child", "--phase", phase,
+        "--backend", backend, "--db", db_name, "--api-base", api_base,
+        "--backlog", str(rows), "--parallel", str(parallel),
+    ]  # fmt: skip
+    timeout = CHILD_TIMEOUT + rows / 10  # 10 pushes/s at worst (paced: 24)
+    run = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False
+    )
+    for line in run.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX) :])
+    raise RuntimeError(
+        f"{backend} {phase} failed (exit {run.returncode}):\n{run.stdout[-2000:]}"
+        f"{run.stderr[-4000:]}"
+    )
+
+
+@contextmanager
+def fresh_database(backend: str) -> Iterator[str]:
+    """The name of an empty database of ``backend``, dropped afterwards."""
+    with tempfile.TemporaryDirectory(prefix="bench-push-") as tmp:
+        if backend == "sqlite":
+            yield os.path.join(tmp, "push.sqlite3")
+            return
+        _pg(
+            f'DROP DATABASE IF EXISTS "{PG_BENCH_DB}" WITH (FORCE)',
+            f'CREATE DATABASE "{PG_BENCH_DB}"',
+        )
+        try:
+            yield PG_BENCH_DB
+        finally:
+            _pg(f'DROP DATABASE IF EXISTS "{PG_BENCH_DB}" WITH (FORCE)')
+
+
+def measure_backlog(backend: str, emulator: Any, rows: int, parallel: int) -> dict[str, Any]:
+    """One drain of ``rows`` pending rows (half edits, half new) in ``parallel`` streams."""
+    emulator.reset()
+    edited = rows // 2
+    emulator.seed(edited)
+    with fresh_database(backend) as db:
+        prepared = run_backlog_child(backend, db, emulator.url, "prepare", rows)
+        if prepared["pending"] != rows:
+            raise RuntimeError(f"{backend}: {prepared['pending']} rows pending, not {rows}")
+        logged, refused = len(emulator.requests), emulator.count_rate_limited()
+        result = run_backlog_child(backend, db, emulator.url, "drain", rows, parallel)
+    sent = emulator.requests[logged:]
+    taken = [r for r in sent if r.method == "POST" and r.status == 200]
+    creates = Counter(r.params.get("email") for r in taken if r.path == "/v1/customers")
+    updates = Counter(r.path for r in taken if r.path != "/v1/customers")
+    lost = sum(
+        1
+        for stripe_id, _email, name, status in result["rows"]
+        if status != "synced" or emulator.customers.get(stripe_id, {}).get("name") != name
+    )
+    duplicated = sum(1 for counter in (creates, updates) for n in counter.values() if n > 1)
+    return {
+        "backend": backend,
+        "n": rows,
+        "edits": edited,
+        "parallel": parallel,
+        "seconds": result["seconds"],
+        "summary": result["summary"],
+        "error": result["error"],
+        "stderr": result["stderr"],
+        "writes": sum(creates.values()) + sum(updates.values()),
+        "requests": len(sent),
+        "rate_limited": emulator.count_rate_limited() - refused,
+        "max_creates_per_s": emulator.max_in_window(CREATE),
+        "max_updates_per_s": emulator.max_in_window(UPDATE),
+        "left_pending": result["left_pending"],
+        "lost": lost,
+        "duplicated": duplicated,
+    }
+
+
+def backlog_report(
+    results: list[dict[str, Any]], skipped: dict[str, str], args: argparse.Namespace,
+    seconds: float,
+) -> str:  # fmt: skip
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    command = "python benchmarks/push.py" + (f" {' '.join(args.argv)}" if args.argv else "")
+    lines = [
+        f"## Push benchmark: a backlog at Stripe's pace ({now})",
+        "",
+        f"`{command}` at {source_state()}, on {platform.system()} {platform.machine()}, "
+        f"{os.cpu_count()} CPUs; {_versions()}. Emulator in the parent process: "
+        f"{args.latency_ms:g} ms a request, 25 requests/s per key and per endpoint (strict "
+        "one-second windows, 429 beyond); the client at its default pace (97%), MAX_RETRIES 0 "
+        "(a 429 or any failure shows). N pending rows: half edits of customers in Stripe, half "
+        "new rows. Timed: `manage.py stripe_customers push --pending --parallel K` in a child "
+        f"process. Whole run {seconds:.0f} s; 1-minute load average {args.load_before:.2f} "
+        f"before, {os.getloadavg()[0]:.2f} after.",
+        "",
+        "| database | K streams | N | seconds | pushes/s | share of 25/s | 429s | most creates, "
+        "updates in 1 s | left pending | lost | duplicated |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        rate = r["writes"] / r["seconds"]
+        lines.append(
+            f"| {r['backend']} | {r['parallel']} | {r['n']:,} | {r['seconds']:.1f} | {rate:.1f} "
+            f"| {rate / WRITE_LIMIT:.0%} | {r['rate_limited']} | {r['max_creates_per_s']}, "
+            f"{r['max_updates_per_s']} | {r['left_pending']} | {r['lost']} | {r['duplicated']} |"
+        )
+    lines += [
+        "",
+        "pushes/s: writes Stripe took (creates and updates answered 200) ÷ the drain's wall "
+        "time, which includes the command's query of the pending rows. share: of Stripe's "
+        "test-mode limit, 25 requests/s per key (the client paces at 97%: 24.25). left "
+        "pending: rows the timed drain left pending (Stripe did not take them: a 429 with "
+        "MAX_RETRIES 0), their request recorded; an untimed second `push --pending` (what the "
+        "next sweep does) then resends them. lost: after it, rows not synced, or whose "
+        "customer in Stripe lacks the row's name. duplicated: new rows created more than "
+        "once, edits taken more than once (the emulator's log, both passes). No Celery row: "
+        "this benchmark runs Celery eagerly, never with workers.",
+        "",
+        "Checks:",
+    ]
+    for r in results:
+        ok = r["lost"] == 0 and r["duplicated"] == 0
+        verdict = "PASS" if ok else "FAIL"
+        lines.append(
+            f"- {verdict} {r['backend']}, K={r['parallel']}: {r['summary'] or r['error']} "
+            f"({r['lost']} lost, {r['duplicated']} duplicated; {r['rate_limited']} 429s, "
+            f"{r['left_pending']} left pending for the next sweep)"
+            + (f"; stderr: {r['stderr']}" if r["stderr"] else "")
+        )
+    for backend, why in skipped.items():
+        lines += ["", f"{backend}: skipped ({why})."]
+    return "\n".join(lines) + "\n"
+
+
+def backlog_main(args: argparse.Namespace) -> int:
+    from django_stripe_customers.stripe.limits import ENDPOINT_RATE
+    from django_stripe_customers.testing import StripeEmulator
+
+    started = time.monotonic()
+    args.load_before = os.getloadavg()[0]
+    results: list[dict[str, Any]] = []
+    skipped: dict[str, str] = {}
+    limits = {
+        "latency_ms": args.latency_ms,
+        "rate_limit": WRITE_LIMIT,
+        "endpoint_rate_limit": ENDPOINT_RATE,
+        "strict_window": True,
+    }
+    with StripeEmulator(api_key=API_KEY, max_logged_requests=10_000_000, **limits) as emulator:
+        for backend in args.backends:
+            if backend == "postgres" and (why := postgres_available()):
+                print(f"postgres: skipped ({why})", flush=True)
+                skipped[backend] = f"PostgreSQL not available: {why}"
+                continue
+            for parallel in args.streams:
+                rows = min(args.backlog, args.baseline) if parallel == 1 else args.backlog
+                print(f"{backend}: draining {rows:,} rows in {parallel} streams ...", flush=True)
+                results.append(measure_backlog(backend, emulator, rows, parallel))
+    text = backlog_report(results, skipped, args, time.monotonic() - started)
+    print()
+    print(text, end="")
+    if not args.no_write:
+        BACKLOG_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        BACKLOG_RESULTS.write_text(text)
+        print(f"\n(written to {BACKLOG_RESULTS.relative_to(ROOT)})")
+    return 1 if "\n- FAIL " in text else 0
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--customers", type=int, default=500, help="N (default 500)")
@@ -549,6 +794,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--no-write", action="store_true", help=f"do not write {RESULTS.name}")
+    parser.add_argument(
+        "--backlog", type=int, default=0, metavar="N", help="(c) instead: drain N pending rows"
+    )
+    parser.add_argument("--latency-ms", type=float, default=300.0, help="(c): per request")
+    parser.add_argument("--streams", default="1,8,16", help="(c): K of --parallel, comma-separated")
+    parser.add_argument("--baseline", type=int, default=100, help="(c): rows drained with K=1")
+    parser.add_argument("--phase", choices=("prepare", "drain"), help=argparse.SUPPRESS)
+    parser.add_argument("--parallel", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--backend", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
@@ -557,6 +810,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.argv = sys.argv[1:] if argv is None else argv
     args.bursts = [int(k) for k in str(args.bursts).split(",") if k]
     args.backends = [b for b in args.backends.split(",") if b]
+    args.streams = [int(k) for k in str(args.streams).split(",") if k]
+    if args.backlog < 0 or not args.streams or min(args.streams) < 1:
+        parser.error("--backlog must be positive and every --streams K at least 1")
     if any(b not in ("sqlite", "postgres") for b in args.backends):
         parser.error("--backends takes sqlite and/or postgres")
     if args.customers < 1 or args.repeats < 1 or not args.bursts or min(args.bursts) < 1:
@@ -567,9 +823,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
-        result = child(args)
+        result = backlog_child(args) if args.phase else child(args)
         print(RESULT_PREFIX + json.dumps(result), flush=True)
         return 0
+    if args.backlog:
+        return backlog_main(args)
 
     from django_stripe_customers.testing import StripeEmulator
 

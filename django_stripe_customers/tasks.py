@@ -20,13 +20,14 @@ from celery import shared_task
 from celery.app.task import Task
 from celery.exceptions import Retry
 from django.db import DatabaseError, transaction
+from django.utils import timezone
 
 from . import conf, dispatch
 from .accounts import Account, default_account, find
 from .models import PullRun
 from .stripe import APIConnectionError, StripeError
 from .stripe.retry import retry_delay, should_retry
-from .sync import connect, events, outbox, pages, pull, push, reconcile, runs
+from .sync import connect, drain, events, outbox, pages, pull, push, reconcile, runs
 
 logger = logging.getLogger("django_stripe_customers.push")
 
@@ -172,10 +173,11 @@ def push_customer_task(self: Task[Any, Any], customer_pk: int) -> str:
 @shared_task(name="stripe_customers.push_pending", acks_late=True)
 def push_pending_task(older_than: float | None = None, limit: int = 1000) -> int:
     """The outbox sweep: re-enqueue rows pending for longer than ``older_than`` seconds
-    (default setting ``PUSH_SWEEP_AFTER``) and pushes whose worker died mid-request."""
+    (default setting ``PUSH_SWEEP_AFTER``) and pushes whose worker died mid-request, each
+    once, and not those whose task's retry is queued (``next_attempt_at`` still ahead)."""
     seconds = conf.get_setting("PUSH_SWEEP_AFTER") if older_than is None else older_than
-    overdue = outbox.overdue(seconds).order_by("pending_since")
-    pks = list(overdue.values_list("pk", flat=True)[:limit])
+    due = outbox.overdue(seconds).exclude(next_attempt_at__gt=timezone.now())
+    pks = list(dict.fromkeys(due.order_by("pending_since").values_list("pk", flat=True)[:limit]))
     for pk in pks:
         enqueue_push(pk)  # one row's failure (or a broker hiccup) does not stop the sweep
     return len(pks)
@@ -364,24 +366,28 @@ def _inline_retry_round() -> bool:
 
 _last_inline_sweep = 0.0
 
+#: Streams of the inline sweep's ``drain`` (about 4 times one push after another), and the
+#: prefix of its owners: ``inline-{host}-{pid}-{pk}`` is ``_inline_owner(pk)``, so it takes
+#: back at once what an inline push of this process left in flight.
+INLINE_STREAMS: Final = 4
+INLINE_OWNER: Final = "inline"
+
 
 def _inline_sweep(*, force: bool = False) -> None:
     """Without Celery beat, the inline thread sweeps itself: at most once per
-    ``PUSH_SWEEP_AFTER`` (``force``: now), it retries overdue pushes and events (up to 100 of
-    each)."""
+    ``PUSH_SWEEP_AFTER`` (``force``: now), it retries overdue pushes (up to 100, drained in
+    ``INLINE_STREAMS``) and events (up to 100)."""
     global _last_inline_sweep
     seconds = _sweep_interval()
     if not force and time.monotonic() - _last_inline_sweep < seconds:
         return
     _last_inline_sweep = time.monotonic()
-    left = False
-    for pk in outbox.overdue(seconds).order_by("pending_since").values_list("pk", flat=True)[:100]:
-        try:  # not push_now: this is the inline thread, and edits since have their own push
-            push.push_customer(pk, owner=_inline_owner(pk))
-        except StripeError as exc:
-            logger.warning("The push of customer %s will be retried: %s", pk, exc)
-            outbox.note_next_attempt(pk, seconds)
-            left = True
+    overdue = outbox.overdue(seconds).order_by("pending_since").values_list("pk", flat=True)
+    # not push_now: this is the inline thread, and edits since have their own push
+    swept = drain.drain(list(overdue[:100]), streams=INLINE_STREAMS, owner_prefix=INLINE_OWNER)
+    for failure in swept.retrying:
+        outbox.note_next_attempt(failure.pk, seconds)
+    left = bool(swept.retrying)
     overdue_events = events.overdue_events(seconds).order_by("created", "id")
     for pk in overdue_events.values_list("pk", flat=True)[:100]:
         try:

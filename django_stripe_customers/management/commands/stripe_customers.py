@@ -17,9 +17,8 @@ from django.db import transaction
 from ...accounts import Account
 from ...models import Customer, SyncStatus, WebhookEvent
 from ...stripe import StripeError
-from ...sync import events, outbox, pull, push, runs
+from ...sync import drain, events, outbox, pull, push, runs
 from ...sync.pages import PullResult
-from ...tasks import push_now
 from ..account_options import add_account_options, chosen_accounts
 from ..arguments import add_django_options, counted, parse_moment
 from ..progress import Bar, Progress
@@ -73,6 +72,14 @@ class Command(BaseCommand):
         )
         push_parser.add_argument(
             "--pending", action="store_true", help="every pending row (what the sweep does)"
+        )
+        push_parser.add_argument(
+            "--parallel",
+            type=int,
+            default=drain.DEFAULT_STREAMS,
+            metavar="K",
+            help=f"--pending: push K rows at once (default {drain.DEFAULT_STREAMS}, about the "
+            "test-mode write limit; 32 reach live mode's; paced by RATE_LIMIT)",
         )
         replay_parser = commands.add_parser(
             "replay", help="process stored webhook events again (some ids, or the failed ones)"
@@ -259,6 +266,8 @@ class Command(BaseCommand):
     def push(self, options: dict[str, Any]) -> None:
         if options["pending"] == bool(options["customers"]):
             raise CommandError("give either --pending or some STRIPE_IDs/pks")
+        if options["parallel"] < 1:
+            raise CommandError("--parallel must be at least 1")
         if options["pending"]:
             rows = outbox.waiting()
             pks = list(rows.order_by("pending_since").values_list("pk", flat=True))
@@ -268,28 +277,26 @@ class Command(BaseCommand):
             # pushes" does (its status alone would make the push find nothing to send).
             Customer.objects.filter(pk__in=pks, sync_status=SyncStatus.FAILED).mark_pending()
         named = not options["pending"]
-        outcomes: dict[str, int] = {}
-        failures = []
         bar = Bar(self.stdout, len(pks))
-        for done, pk in enumerate(pks, 1):
-            try:
-                result = push_now(pk)
-            except StripeError as exc:
-                result = push.PushResult(push.PushOutcome.FAILED, pk, error=str(exc))
-            outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
-            if result.outcome is push.PushOutcome.FAILED:
-                failures.append(f"customer {pk}: {result.error}")
-            elif named:
-                self.stdout.write(_described(pk, result))
+
+        def row_done(done: int, row: drain.DrainedRow) -> None:
+            if named and row.failure is None and row.result is not None:
+                self.stdout.write(_described(row.pk, row.result))
             bar.update(done)
-        bar.done()
-        summary = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
-        pushed = counted(len(pks), "customer")
-        self.stdout.write(f"Pushed {pushed}: {summary or 'nothing to do'}.")
-        for failure in failures:
-            self.stderr.write(failure)
-        if failures:
-            raise CommandError(f"{len(failures)} of {counted(len(pks), 'push', 'pushes')} failed")
+
+        try:  # named ones one after another, in order; pending ones in K streams
+            streams = 1 if named else options["parallel"]
+            result = drain.drain(pks, streams=streams, progress=row_done)
+        finally:
+            bar.done()
+        outcomes = {str(outcome): count for outcome, count in result.counts.items()}
+        failed = outcomes["failed"] = len(result.failures)  # refused, or not answered yet
+        summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items()) if n)
+        self.stdout.write(f"Pushed {counted(len(pks), 'customer')}: {summary or 'nothing to do'}.")
+        for failure in result.failures:
+            self.stderr.write(f"customer {failure.pk}: {failure.error}")
+        if failed:
+            raise CommandError(f"{failed} of {counted(len(pks), 'push', 'pushes')} failed")
 
     # -- erase --------------------------------------------------------------------------------
 
