@@ -721,7 +721,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=float,
         default=None,
         help="the emulator's global limit, requests/s per key (default: Stripe's for the "
-        "mode, 25 in test mode, 100 with --live; the client paces at its own default, 97%% of "
+        "mode, 25 in test mode, 100 with --live; the client paces at its own default, 95%% of "
         "Stripe's, unless this differs from it)",
     )
     latency.add_argument(

@@ -45,7 +45,7 @@ Results: Markdown on stdout and in ``benchmarks/results/push-latest.md``.
 (c) ``--backlog N`` (instead of (a) and (b)): a backlog after an outage, drained at Stripe's
 pace. The emulator answers ``--latency-ms`` (300) after each request and holds Stripe's
 test-mode limits strictly (25 requests/s per key, 25/s per endpoint, sliding one-second
-windows, 429 ``rate_limit`` beyond); our client paces at its defaults (97% of them). Per
+windows, 429 ``rate_limit`` beyond); our client paces at its defaults (95% of them). Per
 database, per K of ``--streams`` (1,8,16): a fresh database mirrors N/2 customers (a pull,
 untimed), edits each of them and adds N/2 new local rows (``PUSH_ON_SAVE`` off: N pending);
 then ``manage.py stripe_customers push --pending --parallel K`` is timed (``sync.drain``: K
@@ -704,7 +704,7 @@ def backlog_report(
         f"`{command}` at {source_state()}, on {platform.system()} {platform.machine()}, "
         f"{os.cpu_count()} CPUs; {_versions()}. Emulator in the parent process: "
         f"{args.latency_ms:g} ms a request, 25 requests/s per key and per endpoint (strict "
-        "one-second windows, 429 beyond); the client at its default pace (97%), MAX_RETRIES 0 "
+        "one-second windows, 429 beyond); the client at its default pace (95%), MAX_RETRIES 0 "
         "(a 429 or any failure shows). N pending rows: half edits of customers in Stripe, half "
         "new rows. Timed: `manage.py stripe_customers push --pending --parallel K` in a child "
         f"process. Whole run {seconds:.0f} s; 1-minute load average {args.load_before:.2f} "
@@ -725,7 +725,7 @@ def backlog_report(
         "",
         "pushes/s: writes Stripe took (creates and updates answered 200) ÷ the drain's wall "
         "time, which includes the command's query of the pending rows. share: of Stripe's "
-        "test-mode limit, 25 requests/s per key (the client paces at 97%: 24.25). left "
+        "test-mode limit, 25 requests/s per key (the client paces at 95%: 23.75). left "
         "pending: rows the timed drain left pending (Stripe did not take them: a 429 with "
         "MAX_RETRIES 0), their request recorded; an untimed second `push --pending` (what the "
         "next sweep does) then resends them. lost: after it, rows not synced, or whose "

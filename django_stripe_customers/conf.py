@@ -65,7 +65,7 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     # worker died on this host is taken over at once.
     "PUSH_LEASE": None,
     # Stripe's limit of requests per second for the account, every try of every request of
-    # this process (or of every process sharing RATE_LIMIT_BACKEND), paced at 97% of it; None:
+    # this process (or of every process sharing RATE_LIMIT_BACKEND), paced at 95% of it; None:
     # Stripe's limit for the key's mode (25 for test keys, 100 for live ones); 0: no limit.
     # A 429 slows it down for a while. Each endpoint has its own limit besides
     # (ENDPOINT_RATE_LIMITS).

@@ -24,7 +24,7 @@ ENDPOINT_RATES: Final[Mapping[str, float]] = {"GET /v1/customers/search": 20.0}
 #: The share of a documented limit the client paces at by default: the rest absorbs the
 #: jitter between when a request leaves here and when it reaches Stripe (a request sent 40 ms
 #: after another may arrive 30 ms after it), so that a strict window never counts one too many.
-PACE: Final = 0.97
+PACE: Final = 0.95
 #: Path segments that are names, not ids, where an id would stand (``/v1/customers/search``).
 _STATIC: Final = frozenset({"search"})
 

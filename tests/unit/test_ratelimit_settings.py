@@ -86,7 +86,7 @@ def test_an_endpoint_is_its_method_and_path_template(method, path, endpoint):
 @pytest.mark.parametrize("key", [f"sk_test_{SECRET}", f"sk_live_{SECRET}"])
 def test_an_explicit_rate_wins_over_the_mode(settings, key):
     configure(settings, API_KEY=key, RATE_LIMIT=7.5)
-    assert get_client().rate_limiter.max_rate == 7.5 * PACE, "the limit, paced at 97%"
+    assert get_client().rate_limiter.max_rate == 7.5 * PACE, "the limit, paced at 95%"
 
 
 def test_zero_turns_the_limit_off(settings):
