@@ -87,6 +87,13 @@ def _page(objects: Iterable[dict[str, Any]]) -> PageData:
     return PageData(objects)
 
 
+#: ``Board.take``'s answer when nothing can be handed out yet, but a slice in progress may be
+#: split once its first page tells how many customers it holds: ask again shortly.
+WAIT: Final = Slice(-1, 0, 0, done=True)
+#: How long a stream waits before asking again.
+WAIT_SECONDS: Final = 0.05
+
+
 class Board:
     """The slices streams share: cut new ones from the frontier, or split one in progress."""
 
@@ -97,7 +104,8 @@ class Board:
         self._lock = threading.Lock()
 
     def take(self) -> Slice | None:
-        """A slice to fetch; None when nothing is left to share."""
+        """A slice to fetch; ``WAIT`` to ask again shortly; None when nothing is left to
+        share."""
         with self._lock:
             if self.frontier > self.low:
                 return self._cut()
@@ -120,7 +128,11 @@ class Board:
             and s.expected_left() >= MIN_SPLIT_PAGES * PAGE_SIZE
         ]
         if not worth:
-            return None
+            # A slice whose first page has not come back may hold most of what is left (after
+            # a burst of new customers, the newest page overstates the density): the stream
+            # waits to split it rather than ending.
+            unknown = [s for s in self.slices if not s.done and s.cursor is None]
+            return WAIT if any(s.left() >= MIN_SPLIT_SECONDS for s in unknown) else None
         largest = max(worth, key=Slice.expected_left)
         middle = largest.low + largest.left() // 2 + 1
         older = Slice(len(self.slices) + 1, largest.low, middle)

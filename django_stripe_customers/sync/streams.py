@@ -25,7 +25,7 @@ from ..accounts import Account
 from ..stripe import PageData
 from . import listing
 from .pages import Progress, PullResult, RangePass
-from .slicing import AccountQueue, Board, Slice, start
+from .slicing import WAIT, WAIT_SECONDS, AccountQueue, Board, Slice, start
 
 #: How long a stream waits to hand over a page before looking whether the pull was stopped.
 HAND_OVER_SECONDS: Final = 0.2
@@ -295,6 +295,9 @@ def _fetch(
     the next slice. Its end (or its failure) is told to every writer."""
     try:
         while not stop.is_set() and (piece := board.take()) is not None:
+            if piece is WAIT:  # another stream's slice may be split once it lists a page
+                stop.wait(WAIT_SECONDS)
+                continue
             inbox = inboxes[piece.number % len(inboxes)]
             client = (piece.account or account).client()
             for data in listing.pages(client, piece.low, piece.high):

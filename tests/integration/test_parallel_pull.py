@@ -17,7 +17,13 @@ from django_stripe_customers.stripe import AuthenticationError
 from django_stripe_customers.stripe.responses import PageData
 from django_stripe_customers.sync import pages, pull_all
 from django_stripe_customers.sync.runs import SLICES_PER_PARTITION, slices_requested
-from django_stripe_customers.sync.slicing import MIN_SPLIT_PAGES, PAGE_SIZE, Board, Slice
+from django_stripe_customers.sync.slicing import (
+    MIN_SPLIT_PAGES,
+    PAGE_SIZE,
+    WAIT,
+    Board,
+    Slice,
+)
 from django_stripe_customers.sync.streams import WRITERS, writer_count
 from tests.support.faultproxy import AFTER, STATUS
 from tests.support.stripe_servers import settings_through_proxy
@@ -239,6 +245,8 @@ def test_after_an_empty_slice_the_next_takes_everything_left():
     board.finish(empty)
     rest = board.take()
     assert (rest.low, rest.high) == (0, empty.low)
+    assert board.take() is WAIT, "the rest may be split once its first page is back"
+    board.finish(rest)
     assert board.take() is None, "nothing left, and nothing worth splitting"
 
 
@@ -246,7 +254,7 @@ def test_a_slice_is_split_only_once_its_density_says_it_is_worth_it():
     board = Board(low=0, frontier=10_000, density=1e6)
     board._everything_left = True
     whole = board.take()  # [0, 10000): the one slice
-    assert board.take() is None, "its density is not known yet"
+    assert board.take() is WAIT, "its density is not known yet: ask again, don't end"
     board.advance(whole, page(*range(9999, 9899, -1)))  # 100 customers in 100 s
     older = board.take()
     assert older is not None and older.high == whole.low
@@ -267,3 +275,19 @@ def test_small_slices_are_not_split():
     board.slices = [Slice(1, 0, 1000, cursor=900, fetched=10)]  # ~90 customers left
     assert board.slices[0].expected_left() < MIN_SPLIT_PAGES * PAGE_SIZE
     assert board.take() is None
+
+
+def test_after_a_burst_of_new_customers_the_rest_is_still_shared_between_streams():
+    """Reported by the reconcile benchmark: 100 customers made in a few seconds on top of
+    100,000 older ones made the newest page promise a density the older range lacks; the next
+    slices came back empty, the one after took everything left, and every other stream ended
+    (``take`` said None before that slice's first page) so one stream pulled it all."""
+    board = Board(low=0, frontier=1_000_000, density=50.0)  # the burst's density
+    first, second = board.take(), board.take()
+    board.finish(first)  # empty: the burst was all on the newest page
+    rest = board.take()
+    assert (rest.low, rest.high) == (0, second.low)
+    assert board.take() is WAIT, "the other streams wait for the rest's first page"
+    board.advance(rest, page(*range(rest.high - 1, rest.high - 10_001, -100)))  # 100 in 10,000 s
+    older = board.take()
+    assert older is not None and older is not WAIT and older.high == rest.low
