@@ -34,6 +34,9 @@ MIN_RATE = 1.0
 RECOVERY = 0.1
 #: Default burst: the requests a full bucket lets through at once, as seconds of the rate.
 BURST_SECONDS = 0.5
+#: Seconds a request may leave after its booked time before the bookings after it move back
+#: as much (``LocalRateLimiter.acquire``).
+LATE = 0.005
 #: Stripe's global rate limit by the key's mode, requests per second (its rate-limit page).
 DEFAULT_RATES = {"live": 100.0, "test": 25.0}
 
@@ -203,6 +206,12 @@ class LocalRateLimiter:
         delay = send_at - self._clock()
         if delay > 0:
             self._sleep(delay)
+        late = self._clock() - send_at
+        if late > LATE:
+            # The thread woke late (a busy machine): the bookings made from now on move back
+            # as much, so that no later second holds one request too many.
+            with self._lock:
+                self._bucket.tat += late
         return generation
 
     def on_success(self, generation: int, endpoint: str = "") -> None:

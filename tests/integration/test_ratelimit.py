@@ -159,6 +159,23 @@ def test_local_limiter_sleeps_until_each_send_time() -> None:
     assert clock.now - started == pytest.approx(1.0)
 
 
+def test_a_request_sent_late_moves_the_next_bookings_back_as_much() -> None:
+    """A thread that wakes 60 ms after its turn (a busy machine) would let the requests after
+    it bunch up against a strict one-second window: the bookings made after it move back."""
+    clock = FakeTime()
+    late_once = [0.06]
+
+    def sleep(seconds: float) -> None:
+        clock.sleep(seconds + (late_once.pop() if late_once else 0.0))
+
+    limiter = LocalRateLimiter(10, burst=1, clock=clock, sleep=sleep)
+    limiter.acquire()  # at once
+    limiter.acquire()  # booked 0.1 s later, sent 0.16 s later
+    sent_late = clock.now
+    limiter.acquire()
+    assert clock.now - sent_late == pytest.approx(0.1), "a full interval after the late one"
+
+
 def test_local_limiter_slows_on_429_and_recovers_on_successes() -> None:
     clock = FakeTime()
     limiter = LocalRateLimiter(10, clock=clock, sleep=clock.sleep)
