@@ -1,14 +1,16 @@
-"""The webhook endpoint under gunicorn (one worker): events/s and p50/p90/p99 latency.
+"""The webhook endpoint under gunicorn: events/s and p50/p90/p99 latency.
 
     .venv/bin/python benchmarks/webhooks.py                      # 2,000 events a row, both DBs
     .venv/bin/python benchmarks/webhooks.py --quick              # 300 events a row, smoke run
     .venv/bin/python benchmarks/webhooks.py --events 5000 --backends sqlite
+    .venv/bin/python benchmarks/webhooks.py --issue22            # issue 22's rows (~3 minutes)
 
 What runs, all on 127.0.0.1:
 
-- gunicorn with ONE worker serving ``stripe/webhook/`` (``benchmarks/settings_webhooks.py``,
-  the app's ``include("django_stripe_customers.urls")`` under ``stripe/``), either a ``sync``
-  worker or a ``gthread`` worker with 4 threads, on a free port. gunicorn is installed into
+- gunicorn with ``--workers`` workers (1 by default) serving ``stripe/webhook/``
+  (``benchmarks/settings_webhooks.py``, the app's ``include("django_stripe_customers.urls")``
+  under ``stripe/``), either ``sync`` workers or ``gthread`` workers with 4 threads each, on a
+  free port. gunicorn is installed into
   this venv with pip when it is missing (it is not one of our dependencies).
 - A scratch database: a migrated SQLite file in a temp dir, and PostgreSQL at
   127.0.0.1:5432 (user ``postgres``, database ``bench_webhooks``, dropped at the end) when it
@@ -20,33 +22,46 @@ What runs, all on 127.0.0.1:
   consuming it), so the endpoint verifies, stores the event and enqueues its task: the
   production shape of "answer 200 fast". The queue is deleted at the end.
 - A second process (this script with ``--client``) sends signed ``customer.updated`` events
-  (unique ids; customers from a pool of 200; Stripe's pretty-printed JSON, ~2.1 KB each, the
-  customer object rendered by our emulator's ``objects.render``) over ``http.client``
-  keep-alive connections (gunicorn's sync worker closes each connection; gthread keeps them),
-  one connection at a time (``clients 1``) and from 4 threads (``clients 4``). Each row stops
-  after ``--events`` events or ``--duration`` seconds, whichever comes first; the duration of
-  a row shrinks when the whole run would otherwise exceed ``--budget`` seconds (220 by default,
-  so a default run stays under 4 minutes on a busy 2-core machine; such rows say so). Before the
-  measured rows, a warm-up sends one event per pool customer (so inline rows update existing
-  customers, as in steady state).
+  (unique ids; customers from a pool of ``--pool``, 200; Stripe's pretty-printed JSON, ~2.1 KB
+  each, the customer object rendered by our emulator's ``objects.render``; ``created`` and the
+  signature stamped when the event is sent, so an inline row applies a customer's events in
+  order as long as they are sent at least a second apart: ``--pool`` / events/s) over
+  ``http.client`` keep-alive connections (gunicorn's sync worker closes each connection; gthread
+  keeps them), one connection at a time (``clients 1``, sync servers only, unless
+  ``--no-single``) and from ``--concurrency`` threads (``clients 4`` by default; a list such as
+  ``8,16`` gives a row each). Each row stops after ``--events`` events or ``--duration``
+  seconds, whichever comes first; the duration of a row shrinks when the whole run would
+  otherwise exceed ``--budget`` seconds (220 by default, so a default run stays under 4 minutes
+  on a busy 2-core machine; such rows say so). Before the measured rows, a warm-up sends one
+  event per pool customer from 4 threads (so inline rows update existing customers, as in steady
+  state).
 - After each row: every answer must be 200 (not a duplicate), the database must hold exactly
-  the row's events, and Redis one message per stored event (enqueue); inline, an event stored
-  but not applied is reported as a finding. Then 200 duplicates of already stored events (200,
-  not stored again) and 200 events signed with a wrong secret (400, nothing stored), one at a
-  time.
+  the row's events, each once, and Redis one message per stored event (enqueue); inline, an
+  event stored but not applied is reported as a finding. Then 200 duplicates of already stored
+  events (200, not stored again) and 200 events signed with a wrong secret (400, nothing
+  stored), one at a time.
 - Django's ``CONN_MAX_AGE`` is 600 (persistent connections, ``--conn-max-age``). Two
   comparison rows follow the main matrix (``--no-variants`` skips them): PostgreSQL with
   ``CONN_MAX_AGE=0``, Django's default (a new connection per request; at most 500 events), and
   SQLite inline on gthread with ``OPTIONS["transaction_mode"] = "IMMEDIATE"`` (Django 5.1+; at
   most 1,000 events), the cure for the ``database is locked`` failures of the row before it.
 
+``--issue22``: issue 22's "done when" rows, ``--backends postgres --processing enqueue --servers
+sync,gthread --workers 4 --concurrency 8,16 --no-single --no-variants --events 15000 --duration
+20 --pool 1000`` (each row runs 20 s or 15,000 events, whichever comes first: sustained means at
+least 20 s or 5,000 events) with ``CONN_MAX_AGE=600``, then one comparison row: PostgreSQL
+inline (Celery eager), 4 ``gthread`` workers, 8 clients, 20 s. The report then says, per enqueue
+row, whether it meets the targets: >= 300 events/s sustained, p99 < 50 ms, 0 dropped (every
+event answered 200, stored exactly once and queued).
+
 Latency is the client's: from sending the request to reading the whole answer, connect time
-included when the server closed the connection. ``worker CPU ms/event``: the gunicorn worker's
-user+system CPU (``/proc``) over the row ÷ events answered; the database server's and Redis's
-CPU are not in it. Client and server share the machine's cores.
+included when the server closed the connection. ``worker CPU ms/event``: the gunicorn workers'
+user+system CPU (``/proc``, all workers summed) over the row ÷ events answered; the database
+server's and Redis's CPU are not in it. Client and server share the machine's cores.
 
 Results: a Markdown table on stdout and in ``benchmarks/results/webhooks-latest.md``
-(``--quick`` writes no file unless ``--output`` is given, so a smoke run never replaces it).
+(``--issue22``: ``webhooks-workers4.md``; ``--quick`` writes no file unless ``--output`` is
+given, so a smoke run never replaces it).
 """
 
 from __future__ import annotations
@@ -83,6 +98,7 @@ if str(ROOT) not in sys.path:  # run as a script from a clean clone: benchmarks.
 from benchmarks.common import source_state  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "webhooks-latest.md"
+ISSUE22_RESULTS = ROOT / "benchmarks" / "results" / "webhooks-workers4.md"  # --issue22's
 SETTINGS = "benchmarks.settings_webhooks"
 WEBHOOK_PATH = "/stripe/webhook/"
 SECRET = "whsec_benchWebhooks0123456789abcdefABCDEF"
@@ -91,9 +107,17 @@ PG_ADMIN_DB = os.environ.get("BENCH_PG_ADMIN_DB", "postgres")
 PG_BENCH_DB = "bench_webhooks"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 CLIENT_PREFIX = "BENCH_CLIENT "
+CREATED_PLACEHOLDER = 1_987_654_321  # an event's "created" until it is sent (10 digits, as now)
 EVENT_TABLE = "stripe_customers_webhookevent"
 CUSTOMER_TABLE = "stripe_customers_customer"
 THREADS = 4  # gthread's threads, and the concurrent clients of the "clients 4" rows
+#: Issue 22's targets for its enqueue rows: events/s, p99 ms, and what "sustained" means.
+TARGET_PER_SECOND = 300.0
+TARGET_P99_MS = 50.0
+SUSTAINED_SECONDS = 20.0
+SUSTAINED_EVENTS = 5000
+ISSUE22_POOL = 1000  # customers: each gets an event every 2+ s at 500 events/s (see run_client)
+WARMUP_CLIENTS = 4
 #: What the server's log is searched for after each server (counted, first line quoted).
 LOG_NEEDLES = ("Traceback", "database is locked", "WORKER TIMEOUT", "Could not enqueue")
 #: Whole-run budget bookkeeping (seconds): what a server costs besides its measured rows
@@ -209,12 +233,21 @@ def run_client(spec: dict[str, Any]) -> dict[str, Any]:
     from django_stripe_customers.stripe.webhooks import sign_payload
 
     prepare_started = time.perf_counter()
-    now = int(time.time())
     secret = spec["secret"]
-    requests_: list[tuple[bytes, str]] = []
+    # Bodies are rendered here with a placeholder ``created``; the time is stamped and the body
+    # signed when it is sent (as Stripe signs at delivery): a customer's events then carry the
+    # seconds they were sent at, and events of one customer in one second with other data
+    # would be re-read from the API (``sync/freshness.py``), which the benchmark has not.
+    marker = b'"created": %d' % CREATED_PLACEHOLDER
+    requests_: list[tuple[bytes, bytes]] = []
     for index in range(spec["first"], spec["first"] + spec["count"]):
-        body = event_body(event_id(spec["tag"], index), index % spec["pool"], index, now)
-        requests_.append((body, sign_payload(body, secret, now)))
+        body = event_body(
+            event_id(spec["tag"], index), index % spec["pool"], index, CREATED_PLACEHOLDER
+        )
+        head, found, tail = body.partition(marker)
+        if not found or marker in tail:
+            raise RuntimeError(f"the event body does not hold {marker!r} exactly once")
+        requests_.append((head + b'"created": ', tail))
     prepare_seconds = time.perf_counter() - prepare_started
 
     expect_status: int = spec["expect_status"]
@@ -230,9 +263,11 @@ def run_client(spec: dict[str, Any]) -> dict[str, Any]:
     errors: list[str] = []
     unexpected = 0
     connections = 0
+    sent_at: list[tuple[int, int]] = []  # (customer, the second its event was stamped with)
 
     def worker(deadline: float) -> None:
         nonlocal unexpected, connections
+        local_sent: list[tuple[int, int]] = []
         local_latencies: list[float] = []
         local_statuses: Counter[str] = Counter()
         local_errors: list[str] = []
@@ -243,7 +278,11 @@ def run_client(spec: dict[str, Any]) -> dict[str, Any]:
             index = next(next_index)
             if index >= len(requests_):
                 break
-            body, signature = requests_[index]
+            head, tail = requests_[index]
+            now = int(time.time())
+            local_sent.append(((spec["first"] + index) % spec["pool"], now))
+            body = b"%s%d%s" % (head, now, tail)
+            signature = sign_payload(body, secret, now)
             headers = {
                 "Content-Type": "application/json; charset=utf-8",
                 "Stripe-Signature": signature,
@@ -282,6 +321,7 @@ def run_client(spec: dict[str, Any]) -> dict[str, Any]:
         if conn is not None:
             conn.close()
         with lock:
+            sent_at.extend(local_sent)
             latencies.extend(local_latencies)
             statuses.update(local_statuses)
             errors.extend(local_errors)
@@ -299,7 +339,9 @@ def run_client(spec: dict[str, Any]) -> dict[str, Any]:
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - started
+    same_second = len(sent_at) - len(set(sent_at))
     return {
+        "same_second": same_second,
         "requested": spec["count"],
         "done": sum(statuses.values()),
         "seconds": seconds,
@@ -310,7 +352,8 @@ def run_client(spec: dict[str, Any]) -> dict[str, Any]:
         "connections": connections,
         "client_cpu_seconds": time.process_time() - cpu_started,
         "prepare_seconds": prepare_seconds,
-        "body_bytes": sum(len(body) for body, _ in requests_) / max(1, len(requests_)),
+        "body_bytes": sum(len(head) + 10 + len(tail) for head, tail in requests_)
+        / max(1, len(requests_)),
     }
 
 
@@ -361,10 +404,13 @@ def child_env(extra: dict[str, str]) -> dict[str, str]:
 
 
 class Gunicorn:
-    """One gunicorn master + one worker in its own process group, stopped by group."""
+    """One gunicorn master + its workers in their own process group, stopped by group."""
 
-    def __init__(self, worker_class: str, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, worker_class: str, workers: int, env: dict[str, str], log_path: Path
+    ) -> None:
         self.worker_class = worker_class
+        self.workers = workers
         self.env = env
         self.log_path = log_path
         self.port = 0
@@ -377,7 +423,7 @@ class Gunicorn:
         command = [
             sys.executable, "-m", "gunicorn",
             "--bind", f"127.0.0.1:{self.port}",
-            "--workers", "1",
+            "--workers", str(self.workers),
             "--worker-class", self.worker_class, *threads,
             "--timeout", "120", "--graceful-timeout", "5", "--keep-alive", "5",
             "--log-level", "warning", "--error-logfile", "-",
@@ -410,26 +456,38 @@ class Gunicorn:
             time.sleep(0.1)
         raise RuntimeError(f"gunicorn did not answer within {timeout:.0f}s:\n{self.log()}")
 
-    def worker_pid(self) -> int | None:
+    def worker_pids(self) -> list[int]:
         if self.process is None:
-            return None
+            return []
         try:
             children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-            pids = [int(pid) for pid in children.read_text().split()]
+            return sorted(int(pid) for pid in children.read_text().split())
         except (OSError, ValueError):
-            return None
-        return pids[0] if len(pids) == 1 else None
+            return []
 
-    def worker_cpu_seconds(self) -> float | None:
-        """User + system CPU of the worker so far, from /proc (None when unavailable)."""
-        pid = self.worker_pid()
-        if pid is None:
+    def worker_cpu(self) -> dict[int, float] | None:
+        """User + system CPU of each worker so far, from /proc (None when unavailable or when
+        not every worker is up)."""
+        pids = self.worker_pids()
+        if len(pids) != self.workers:
             return None
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+        cpu: dict[int, float] = {}
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                return None
+            cpu[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu
+
+    @staticmethod
+    def cpu_between(
+        before: dict[int, float] | None, after: dict[int, float] | None
+    ) -> float | None:
+        """The workers' CPU between two readings; None when a worker was replaced meanwhile."""
+        if before is None or after is None or before.keys() != after.keys():
             return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return sum(after[pid] - before[pid] for pid in after)
 
     def log(self, tail: int = 4000) -> str:
         try:
@@ -544,6 +602,23 @@ class Database:
         )
         return Counter({status: count for status, count in rows})
 
+    def errors(self, tag: str, limit: int = 3) -> list[tuple[str, int]]:
+        """The commonest ``error`` texts of the tag's events not applied, with their counts."""
+        rows = self._execute(
+            f"SELECT error, COUNT(*) FROM {EVENT_TABLE} WHERE event_id LIKE ? "
+            "AND status NOT IN ('processed', 'stale') GROUP BY error ORDER BY COUNT(*) DESC "
+            f"LIMIT {int(limit)}",
+            (f"evt_{tag}%",),
+        )
+        return [(str(error), int(count)) for error, count in rows]
+
+    def distinct_events(self, tag: str) -> int:
+        rows = self._execute(
+            f"SELECT COUNT(DISTINCT event_id) FROM {EVENT_TABLE} WHERE event_id LIKE ?",
+            (f"evt_{tag}%",),
+        )
+        return int(rows[0][0])
+
     def customers(self) -> int:
         return int(self._execute(f"SELECT COUNT(*) FROM {CUSTOMER_TABLE}")[0][0])
 
@@ -613,18 +688,21 @@ class Config:
     events: int
     extras: int
     conn_max_age: int
+    workers: int = 1
     sqlite_transaction_mode: str = ""  # "" is Django's default (deferred)
     variant: str = ""  # shown after the database's name ("" for the main rows)
 
-    def guess_seconds(self) -> float:
+    def guess_seconds(self, duration: float) -> float:
         """A guess of one events row's duration, for sharing the run's budget between rows
-        (measured on a busy 2-core machine: ~9 ms an event inline, ~4 ms enqueued)."""
-        return self.events * (0.009 if self.processing == INLINE else 0.004)
+        (measured on a busy 2-core machine with 1 worker: ~9 ms an event inline, ~4 ms
+        enqueued), at most the rows' ``duration``."""
+        return min(duration, self.events * (0.009 if self.processing == INLINE else 0.004))
 
     @property
     def label(self) -> str:
+        server = self.server if self.workers == 1 else f"{self.workers}x{self.server}"
         return "/".join(
-            [self.backend, self.processing, self.server] + ([self.variant] if self.variant else [])
+            [self.backend, self.processing, server] + ([self.variant] if self.variant else [])
         )
 
 
@@ -646,6 +724,8 @@ class Row:
     body_bytes: float = 0.0
     stored: Counter[str] = field(default_factory=Counter)
     queued: int | None = None
+    duplicated: int = 0  # stored rows beyond one per event id
+    same_second: int = 0  # events stamped with the same second as another of their customer
     duration_limit: float = 0.0
     problems: list[str] = field(default_factory=list)  # the harness's checks failed
     findings: list[str] = field(default_factory=list)  # the endpoint misbehaved (reported)
@@ -656,6 +736,15 @@ class Row:
 
     def pct(self, fraction: float) -> float:
         return percentile(sorted(self.latencies_ms), fraction)
+
+    @property
+    def dropped(self) -> int:
+        """Events sent but not answered 200, not stored once, or (enqueue) not queued."""
+        stored = sum(self.stored.values())
+        missing = [self.unexpected, self.done - stored, self.duplicated]
+        if self.queued is not None:
+            missing.append(self.done - self.queued)
+        return max(0, *missing)
 
     @property
     def time_limited(self) -> bool:
@@ -742,9 +831,9 @@ class Bench:
             "expect_status": 400 if kind == "forged" else 200,
             "expect_duplicate": {"events": False, "duplicates": True}.get(kind),
         }
-        cpu_before = server.worker_cpu_seconds()
+        cpu_before = server.worker_cpu()
         result = run_client_process(spec)
-        cpu_after = server.worker_cpu_seconds()
+        cpu_after = server.worker_cpu()
         row = Row(config, kind, clients, count, duration_limit=duration)
         row.done = result["done"]
         row.seconds = result["seconds"]
@@ -753,10 +842,10 @@ class Bench:
         row.unexpected = result["unexpected"]
         row.errors = result["errors"]
         row.client_cpu_seconds = result["client_cpu_seconds"]
+        row.same_second = result["same_second"]
         row.connections = result["connections"]
         row.body_bytes = result["body_bytes"]
-        if cpu_before is not None and cpu_after is not None:
-            row.worker_cpu_seconds = cpu_after - cpu_before
+        row.worker_cpu_seconds = Gunicorn.cpu_between(cpu_before, cpu_after)
         if row.unexpected:
             row.problems.append(
                 f"{row.unexpected} unexpected answers {row.statuses}: {'; '.join(row.errors[:3])}"
@@ -771,12 +860,27 @@ class Bench:
         total = sum(row.stored.values())
         if total != expected:
             row.problems.append(f"{total} events stored, expected {expected}")
+        row.duplicated = total - db.distinct_events(tag)
+        if row.duplicated:
+            row.problems.append(f"{row.duplicated} events stored more than once")
         if row.config.processing == INLINE and row.kind == "events":
             applied = row.stored["processed"] + row.stored["stale"]
             if applied != total:
                 other = {k: v for k, v in row.stored.items() if k not in ("processed", "stale")}
+                errors = "; ".join(
+                    f"{count:,} x `{' '.join(error.split())[:300]}`"
+                    for error, count in db.errors(tag)
+                )
                 row.findings.append(
                     f"answered 200 but {total - applied:,} of {total:,} not applied: {other}"
+                    + (f" (error: {errors})" if errors else "")
+                    + (
+                        f"; {row.same_second:,} events had the same second as another event "
+                        "of their customer (re-read from the API, which the benchmark does not "
+                        "serve: raise --pool)"
+                        if row.same_second
+                        else ""
+                    )
                 )
 
     def serve(self, db: Database, config: Config) -> None:
@@ -796,14 +900,16 @@ class Bench:
             env["BENCH_CELERY_BROKER"] = redis_queue.url
             env["BENCH_CELERY_QUEUE"] = redis_queue.queue
         log_path = self.workdir / f"gunicorn-{config.label.replace('/', '-')}.log"
-        server = Gunicorn(config.server, env, log_path)
+        server = Gunicorn(config.server, config.workers, env, log_path)
         queued_at_start = redis_queue.depth() if redis_queue is not None else 0
         stored = rows_run = 0
         self.servers_left -= 1
         try:
             server.start()
             # warm-up: one event per pool customer (inline: creates them); not in the tables
-            warm = self.send(server, config, "events", 1, self.args.pool, next(self.tags))
+            warm = self.send(
+                server, config, "events", WARMUP_CLIENTS, self.args.pool, next(self.tags)
+            )
             stored += warm.done
             self.warmups.append(
                 f"{config.label}: {warm.done} events in {warm.seconds:.2f} s "
@@ -816,6 +922,9 @@ class Bench:
             for clients in config.clients:
                 tag = next(self.tags)
                 queued_before = redis_queue.depth() if redis_queue is not None else 0
+                # from the next whole second: no event of this row has the second of an
+                # earlier row's event of its customer (inline would re-read those)
+                time.sleep(1.0 - time.time() % 1.0)
                 duration = self.row_duration()
                 rows_run += 1
                 row = self.send(server, config, "events", clients, config.events, tag, duration)
@@ -909,6 +1018,11 @@ def _events(row: Row) -> str:
     return f"{row.done:,}"
 
 
+def _server(config: Config) -> str:
+    name = SERVER_NAMES[config.server]
+    return name if config.workers == 1 else f"{config.workers} x {name}"
+
+
 def _database(config: Config) -> str:
     name = DB_NAMES[config.backend]
     return f"{name}, {config.variant}" if config.variant else name
@@ -937,7 +1051,7 @@ def events_table(rows: list[Row]) -> str:
         config = row.config
         lines.append(
             f"| {_database(config)} | {PROCESSING_NAMES[config.processing]} "
-            f"| {SERVER_NAMES[config.server]} | {row.clients} | {_events(row)} | {row.seconds:.2f} "
+            f"| {_server(config)} | {row.clients} | {_events(row)} | {row.seconds:.2f} "
             f"| {row.per_second:,.0f} | {_ms(row.pct(0.5))} | {_ms(row.pct(0.9))} "
             f"| {_ms(row.pct(0.99))} | {_ms(max(row.latencies_ms or [math.nan]))} "
             f"| {_cpu(row)} | {check} |"
@@ -963,15 +1077,43 @@ def extras_table(rows: list[Row]) -> str:
         config = row.config
         lines.append(
             f"| {_database(config)} | {PROCESSING_NAMES[config.processing]} "
-            f"| {SERVER_NAMES[config.server]} | {kind} | {row.done:,} | {_ms(row.pct(0.5))} "
+            f"| {_server(config)} | {kind} | {row.done:,} | {_ms(row.pct(0.5))} "
             f"| {_ms(row.pct(0.9))} | {_ms(row.pct(0.99))} | {_cpu(row)} | {answers} |"
         )
+    return "\n".join(lines)
+
+
+def sustained(row: Row) -> bool:
+    return row.seconds >= SUSTAINED_SECONDS or row.done >= SUSTAINED_EVENTS
+
+
+def targets_table(rows: list[Row]) -> str:
+    """Issue 22's targets, per enqueue events row: throughput, p99, nothing dropped."""
+    lines = [
+        f"| gunicorn worker | clients | sustained (>= {SUSTAINED_SECONDS:.0f} s or "
+        f"{SUSTAINED_EVENTS:,} events) | >= {TARGET_PER_SECOND:.0f} events/s "
+        f"| p99 < {TARGET_P99_MS:.0f} ms | 0 dropped | all met |",
+        "| --- | ---: | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        if row.kind != "events" or row.config.processing != ENQUEUE:
+            continue
+        checks = [
+            (sustained(row), f"{row.seconds:.1f} s, {row.done:,} events"),
+            (row.per_second >= TARGET_PER_SECOND, f"{row.per_second:,.0f}/s"),
+            (row.pct(0.99) < TARGET_P99_MS, f"{_ms(row.pct(0.99))} ms"),
+            (row.dropped == 0 and not row.problems, f"{row.dropped:,} dropped"),
+        ]
+        cells = [f"{'pass' if ok else '**FAIL**'} ({text})" for ok, text in checks]
+        verdict = "yes" if all(ok for ok, _ in checks) else "**no**"
+        lines.append(f"| {_server(row.config)} | {row.clients} | {' | '.join(cells)} | {verdict} |")
     return "\n".join(lines)
 
 
 def render(bench: Bench, args: argparse.Namespace, elapsed: float, versions: dict[str, str]) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    before = ", ".join(f"{value:.2f}" for value in args.load_at_start)
     events = [row for row in bench.rows if row.kind == "events"]
     body = max((row.body_bytes for row in events), default=0)
     lines = [
@@ -979,11 +1121,14 @@ def render(bench: Bench, args: argparse.Namespace, elapsed: float, versions: dic
         "",
         f"`{' '.join(['python', 'benchmarks/webhooks.py', *sys.argv[1:]])}` at {source_state()}, "
         f"on {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs "
-        f"(load average {load} at the end), Python {platform.python_version()}; "
+        f"(load average {before} at the start; {load} at the end, mostly this run's own), "
+        f"Python {platform.python_version()}; "
         + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
         + f". Whole run {elapsed:.0f} s.",
         "",
-        f"gunicorn with 1 worker on 127.0.0.1; the client is another process on the same "
+        f"gunicorn with {args.workers} worker{'s' if args.workers != 1 else ''} on 127.0.0.1 "
+        f"(`--workers {args.workers}`, `--keep-alive 5`, gthread: `--threads {THREADS}` each); "
+        "the client is another process on the same "
         f"machine (`http.client`, keep-alive), sending signed `customer.updated` events of "
         f"~{body:,.0f} bytes for {args.pool} customers, at most {args.events:,} events or "
         f"{args.duration:.0f} s a row (less when the run's {args.budget:.0f} s budget runs short; "
@@ -992,16 +1137,37 @@ def render(bench: Bench, args: argparse.Namespace, elapsed: float, versions: dic
         "",
         events_table(bench.rows),
         "",
+    ]
+    if args.issue22:
+        lines += [
+            "Issue 22's targets, for the enqueue rows (dropped: sent but not answered 200, "
+            "not stored exactly once, or not queued):",
+            "",
+            targets_table(bench.rows),
+            "",
+            "Settings these figures assume: PostgreSQL"
+            + (f" {versions['PostgreSQL']}" if "PostgreSQL" in versions else "")
+            + f" with Django `CONN_MAX_AGE={args.conn_max_age}` (persistent connections: one "
+            "per worker thread, kept across requests), gunicorn "
+            f"`--workers {args.workers}` (`sync`, or `gthread --threads {THREADS}`), a Celery "
+            "broker on Redis (`CELERY_BROKER_URL`, not eager: the endpoint stores the event and "
+            "enqueues its task on commit; no worker consumed it during the run), `DEBUG=False`, "
+            "`SecurityMiddleware` + `CommonMiddleware`, one API key with one webhook secret, "
+            f"on this {os.cpu_count()}-CPU machine with the client, PostgreSQL and Redis on it.",
+            "",
+        ]
+    lines += [
         extras_table(bench.rows),
         "",
         "inline: Celery eager, the event is applied to its customer row inside the request. "
         "enqueue: Redis broker, no worker; the request stores the event and enqueues its task. "
         "Latency: the client's, request sent to answer read (a sync worker closes every "
-        "connection, so its rows include a TCP connect). worker CPU: the gunicorn worker's CPU "
-        "time over the row ÷ requests answered (the database's and Redis's own CPU not "
-        "included). checks: every answer 200 and not a duplicate, the database holds exactly "
-        "the row's events (inline: all processed), Redis holds one message per stored event; "
-        "duplicates answer 200 with `duplicate: true` and store nothing, forged ones 400.",
+        "connection, so its rows include a TCP connect). worker CPU: the gunicorn workers' CPU "
+        "time (all workers) over the row ÷ requests answered (the database's and Redis's own "
+        "CPU not included). checks: every answer 200 and not a duplicate, the database holds "
+        "exactly the row's events, each once (inline: all processed), Redis holds one message "
+        "per stored event; duplicates answer 200 with `duplicate: true` and store nothing, "
+        "forged ones 400.",
         "",
         "Details:",
         *[f"- warm-up {line}" for line in bench.warmups],
@@ -1034,9 +1200,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--servers", default="sync,gthread", help="sync,gthread")
     parser.add_argument(
         "--concurrency",
-        type=int,
-        default=THREADS,
-        help=f"clients of the concurrent rows ({THREADS})",
+        default=str(THREADS),
+        help=f"clients of the concurrent rows, a row each: e.g. 8,16 ({THREADS})",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="gunicorn workers (-w) of every server (1)"
+    )
+    parser.add_argument(
+        "--no-single",
+        action="store_true",
+        help="no one-client row on sync servers (only the --concurrency rows)",
     )
     parser.add_argument("--pool", type=int, default=200, help="distinct customers (200)")
     parser.add_argument(
@@ -1050,15 +1223,39 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help="skip the comparison rows (SQLite BEGIN IMMEDIATE, PostgreSQL CONN_MAX_AGE=0)",
     )
+    parser.add_argument(
+        "--issue22",
+        action="store_true",
+        help=(
+            "issue 22's rows: --backends postgres --processing enqueue --servers sync,gthread "
+            "--workers 4 --concurrency 8,16 --no-single --no-variants --events 15000 "
+            "--duration 20 --pool 1000, then a PostgreSQL inline row (4 gthread workers, 8 clients)"
+        ),
+    )
     parser.add_argument("--quick", action="store_true", help="300 events a row: a smoke run")
     parser.add_argument(
         "--output",
         type=Path,
         default=None,
-        help=f"default {RESULTS.relative_to(ROOT)} (none with --quick)",
+        help=(
+            f"default {RESULTS.relative_to(ROOT)}, with --issue22 "
+            f"{ISSUE22_RESULTS.relative_to(ROOT)} (none with --quick)"
+        ),
     )
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.issue22:
+        args.backends, args.processing, args.servers = "postgres", ENQUEUE, f"{SYNC},{GTHREAD}"
+        args.workers, args.concurrency = 4, "8,16"
+        args.no_single = args.no_variants = True
+        args.events, args.duration = 15_000, SUSTAINED_SECONDS
+        args.pool = max(args.pool, ISSUE22_POOL)
+    try:
+        args.clients = tuple(int(n) for n in args.concurrency.split(",") if n.strip())
+    except ValueError:
+        parser.error(f"--concurrency: a comma-separated list of numbers, not {args.concurrency!r}")
+    if not args.clients or min(args.clients) < 1 or args.workers < 1:
+        parser.error("--concurrency and --workers must be at least 1")
     if args.quick:
         args.events = min(args.events, 300)
         args.extras = min(args.extras, 50)
@@ -1079,20 +1276,35 @@ def plan(
     """The servers to run on one database, in order: the main matrix, then the variants."""
     import django
 
-    concurrent = (args.concurrency,)
+    concurrent: tuple[int, ...] = args.clients
+    single = not args.no_single
     configs = [
         Config(
             backend,
             processing,
             server,
-            clients=(1, *concurrent) if server == SYNC else concurrent,
+            clients=(1, *concurrent) if server == SYNC and single else concurrent,
             events=args.events,
             extras=args.extras,
             conn_max_age=args.conn_max_age,
+            workers=args.workers,
         )
         for processing in processings
         for server in servers
     ]
+    if args.issue22 and backend == "postgres":  # the comparison row: applied inside the request
+        configs.append(
+            Config(
+                backend,
+                INLINE,
+                GTHREAD,
+                clients=concurrent[:1],
+                events=args.events,
+                extras=0,
+                conn_max_age=args.conn_max_age,
+                workers=args.workers,
+            )
+        )
     if args.no_variants:
         return configs
     if backend == "sqlite" and INLINE in processings and GTHREAD in servers:
@@ -1107,6 +1319,7 @@ def plan(
                     extras=0,
                     conn_max_age=args.conn_max_age,
                     sqlite_transaction_mode="IMMEDIATE",
+                    workers=args.workers,
                     variant='`"transaction_mode": "IMMEDIATE"`',
                 )
             )
@@ -1120,6 +1333,7 @@ def plan(
                 events=min(args.events, 500),
                 extras=args.extras,
                 conn_max_age=0,
+                workers=args.workers,
                 variant="`CONN_MAX_AGE=0` (Django's default)",
             )
         )
@@ -1131,6 +1345,7 @@ def main(argv: list[str]) -> int:
     if args.client:
         return client_main()
     started = time.monotonic()
+    args.load_at_start = os.getloadavg()
     backends = _split(args.backends, ("sqlite", "postgres"), "backend")
     processings = _split(args.processing, (INLINE, ENQUEUE), "processing")
     servers = _split(args.servers, (SYNC, GTHREAD), "server")
@@ -1148,6 +1363,9 @@ def main(argv: list[str]) -> int:
         print("!!! " + message, flush=True)
         bench.notes.append(message)
         backends.remove("postgres")
+    elif "postgres" in backends:
+        with contextlib.suppress(Exception), _pg_connect(PG_ADMIN_DB) as conn:
+            versions["PostgreSQL"] = str(conn.execute("SHOW server_version").fetchone()[0])
     if ENQUEUE in processings:
         bench.redis = RedisQueue(REDIS_URL)
         if problem := bench.redis.problem():
@@ -1156,9 +1374,14 @@ def main(argv: list[str]) -> int:
             bench.notes.append(message)
             processings.remove(ENQUEUE)
             bench.redis = None
+        else:
+            with contextlib.suppress(Exception):
+                versions["Redis server"] = str(bench.redis.client.info()["redis_version"])
     plans = {backend: plan(args, backend, processings, servers) for backend in backends}
     configs = [config for configs in plans.values() for config in configs]
-    bench.expected = [config.guess_seconds() for config in configs for _ in config.clients]
+    bench.expected = [
+        config.guess_seconds(args.duration) for config in configs for _ in config.clients
+    ]
     bench.servers_left = len(configs)
     bench.databases_left = len(plans)
     if args.budget > 0:  # counted from here: a first pip install of gunicorn is not in it
@@ -1196,7 +1419,7 @@ def main(argv: list[str]) -> int:
     report = render(bench, args, elapsed, versions)
     print()
     print(report)
-    output = args.output or (None if args.quick else RESULTS)
+    output = args.output or (None if args.quick else ISSUE22_RESULTS if args.issue22 else RESULTS)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(report + "\n")
