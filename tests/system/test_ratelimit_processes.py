@@ -151,7 +151,9 @@ def test_two_workers_share_the_endpoints_bucket_in_redis_too(stripe_emulator, sh
     second, and with a bucket each (the control) they go over."""
     client, key = shared_bucket
     client.delete(f"{key}:{LIST}")
-    reports = run_workers(stripe_emulator, 100, REDIS_URL, per_thread=6, endpoints={LIST: 10})
+    # The workers take the limit as 9/s (paced at 95% of it): the margin absorbs the late
+    # wake-ups of eight threads in two processes on a loaded 2-core machine.
+    reports = run_workers(stripe_emulator, 100, REDIS_URL, per_thread=6, endpoints={LIST: 9})
 
     finished = [t for report in reports for t in report["finished"]]
     assert [report["errors"] for report in reports] == [[], []]
@@ -167,5 +169,5 @@ def test_two_workers_share_the_endpoints_bucket_in_redis_too(stripe_emulator, sh
     stripe_emulator.set_limits(
         latency_ms=50, rate_limit=100, endpoint_rate_limit=10, strict_window=True
     )
-    run_workers(stripe_emulator, 100, "local", per_thread=6, endpoints={LIST: 10})
-    assert stripe_emulator.count_rate_limited() > 0, "a bucket each: 2 x 9.7/s over 10/s"
+    run_workers(stripe_emulator, 100, "local", per_thread=6, endpoints={LIST: 9})
+    assert stripe_emulator.count_rate_limited() > 0, "a bucket each: 2 x 8.55/s over 10/s"
