@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from . import schema
 from .accounts import default_livemode, default_stripe_account
 from .bookkeeping import SAVE_TRACKING_FIELDS, SYNC_COLUMNS, SyncStatus, marked_pending
+from .columns import column
 from .deletion import delete_rows, erase
 from .edits import ONE_SHOT, Edit, check_edit, check_one_shot
 from .managers import CustomerManager, CustomerQuerySet
@@ -47,27 +48,6 @@ __all__ = [
     "WebhookEvent",
     "marked_pending",
 ]
-
-
-def column(attribute: str, **options: Any) -> models.Field[Any, Any]:
-    """The column of a Stripe attribute, from its role in ``schema.ROLES``: its kind, Stripe's
-    length limit, its choices. Every column may be empty (a row made locally has no
-    ``created`` yet) but a non-nullable boolean, which is False until Stripe says otherwise."""
-    role = schema.ROLES[attribute]
-    kind = role["column"]
-    if kind == "boolean" and not role["nullable"]:
-        return models.BooleanField(**{"default": False, **options})
-    empty: dict[str, Any] = {"null": True, "blank": True}
-    if kind == "char":
-        choices = [(value, value) for value in role["choices"]] or None
-        return models.CharField(max_length=role["max_length"], choices=choices, **empty, **options)
-    fields: dict[str, type[models.Field[Any, Any]]] = {
-        "bigint": models.BigIntegerField,
-        "boolean": models.BooleanField,
-        "datetime": models.DateTimeField,
-        "json": models.JSONField,
-    }
-    return fields[kind](**empty, **options)
 
 
 class Customer(models.Model):
