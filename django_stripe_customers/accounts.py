@@ -213,7 +213,7 @@ def _entry(position: int, item: Any) -> KeyEntry:
     if not isinstance(api_key, str) or not api_key:
         raise ImproperlyConfigured(f"{where}['API_KEY'] is missing: each entry needs its key.")
     account_id = item.get("ACCOUNT")
-    if account_id is not None and not _is_account_id(account_id):
+    if account_id is not None and not is_account_id(account_id):
         raise ImproperlyConfigured(f"{where}['ACCOUNT'] must be an acct_ id, got {account_id!r}.")
     connected = item.get("CONNECTED", [])
     all_connected = connected == ALL_CONNECTED
@@ -223,7 +223,7 @@ def _entry(position: int, item: Any) -> KeyEntry:
         raise ImproperlyConfigured(
             f"{where}['CONNECTED'] must be a list of acct_ ids or {ALL_CONNECTED!r}."
         )
-    bad = [value for value in connected if not _is_account_id(value)]
+    bad = [value for value in connected if not is_account_id(value)]
     if bad:
         raise ImproperlyConfigured(f"{where}['CONNECTED']: not an acct_ id: {bad[0]!r}.")
     return KeyEntry(
@@ -265,10 +265,13 @@ def _check_unique(parsed: tuple[KeyEntry, ...]) -> None:
         seen[key] = entry.position
 
 
-def _is_account_id(value: Any) -> bool:
+def is_account_id(value: Any) -> bool:
+    """Whether ``value`` is a Stripe account id as a row may store it: ``acct_`` and more,
+    printable ASCII, at most ``ID_LENGTH`` characters."""
     return (
         isinstance(value, str)
         and value.startswith("acct_")
+        and len("acct_") < len(value) <= ID_LENGTH
         and value.isascii()
-        and len(value) <= 255
+        and value.isprintable()
     )

@@ -20,6 +20,7 @@ from rest_framework.filters import BaseFilterBackend
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from ..accounts import is_account_id
 from ..models import SyncStatus
 
 #: ``created[<operator>]`` and the ORM lookup each stands for; plain ``created`` is equality.
@@ -95,7 +96,7 @@ def account_filter(raw: str) -> Q:
     raises ``ValueError`` for anything else (an empty value included)."""
     if raw == OWN_ACCOUNT:
         return Q(stripe_account__isnull=True) | Q(stripe_account="")
-    if raw.startswith("acct_") and len(raw) > len("acct_") and raw.isascii() and raw.isprintable():
+    if is_account_id(raw):
         return Q(stripe_account=raw)
     raise ValueError(raw)
 

@@ -21,7 +21,7 @@ from rest_framework import serializers
 from rest_framework.fields import empty
 
 from .. import schema
-from ..accounts import ID_LENGTH, UnknownAccount, default_livemode, default_stripe_account, find
+from ..accounts import UnknownAccount, default_livemode, default_stripe_account, find, is_account_id
 from ..edits import check_one_shot
 from ..models import Customer
 
@@ -82,14 +82,7 @@ class AccountField(serializers.Field[Any, Any, Any, Any]):
         super().__init__(required=False, allow_null=True)
 
     def to_internal_value(self, data: Any) -> str:
-        valid = (
-            isinstance(data, str)
-            and data.startswith("acct_")
-            and len(data) <= ID_LENGTH
-            and data.isascii()
-            and data.isprintable()
-        )
-        if not valid:
+        if not is_account_id(data):
             raise serializers.ValidationError(
                 f"stripe_account: must be an acct_ id, or null for the API key's own account "
                 f"(got {data!r})"

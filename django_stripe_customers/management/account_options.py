@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from ..accounts import Account, UnknownAccount, default_account
+from ..accounts import Account, UnknownAccount, default_account, is_account_id
 from ..sync.connect import every_account, named_account
 
 #: What ``--account`` takes for the key's own account.
@@ -53,7 +53,7 @@ def chosen_accounts(options: dict[str, Any]) -> list[Account]:
     chosen = []
     for given in options["account"]:
         stripe_account = None if given == OWN else given
-        if stripe_account is not None and not stripe_account.startswith("acct_"):
+        if stripe_account is not None and not is_account_id(stripe_account):
             raise CommandError(f"--account {given!r}: an acct_ id or {OWN!r}")
         try:
             chosen.append(named_account(stripe_account, livemode))
