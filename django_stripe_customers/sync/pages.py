@@ -314,8 +314,8 @@ def _check_unseen(account: Account, stripe_ids: list[str], result: PullResult) -
 
 def elsewhere(stripe_id: str, customer: Customer, account: Account) -> str:
     """Why a listed customer was not written: its id is a row of another account."""
-    mode = "live" if customer.livemode else "test"
+    holder = Account(customer.stripe_account, customer.livemode)
     return (
-        f"{stripe_id} was listed in {account}, but row {customer.pk} holds it for "
-        f"{customer.stripe_account or 'own account'} ({mode}): not written; check ACCOUNTS."
+        f"{stripe_id} was listed in {account}, but row {customer.pk} holds it for {holder}: "
+        "not written; check ACCOUNTS."
     )
