@@ -36,6 +36,7 @@ import pytest
 
 import tests.support.celery_app  # noqa: F401  (makes the tests' Celery app the default one)
 from tests.support.banners import BrowserSkipBanner
+from tests.support.connected import connected  # noqa: F401 (the fixture, for every test)
 from tests.support.faultproxy import FaultProxy
 from tests.support.fidelity.client import Api
 from tests.support.fidelity.report import FidelityReport

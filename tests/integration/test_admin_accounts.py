@@ -17,30 +17,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_stripe_customers.accounts import find
-from django_stripe_customers.clients import clear_client_cache
 from django_stripe_customers.models import Customer, StripeAccount, SyncStatus
 from django_stripe_customers.sync.connect import deauthorize
 from tests.support.admin_pages import ADD, CHANGELIST, change_url, form_data, result_rows
+from tests.support.connected import ACCT_A, ACCT_B
 
 pytestmark = pytest.mark.django_db
-
-ACCT_A = "acct_1Aaaaaaaaaaaaaaa"
-ACCT_B = "acct_1Bbbbbbbbbbbbbbb"
-
-
-@pytest.fixture
-def connected(settings: Any, stripe_settings: Any) -> Any:
-    """The emulator's key mirrors its own account and two connected ones (test mode)."""
-    for account in (ACCT_A, ACCT_B):
-        stripe_settings.add_account(account_id=account)
-    key = settings.STRIPE_CUSTOMERS["API_KEY"]
-    settings.STRIPE_CUSTOMERS = {
-        **settings.STRIPE_CUSTOMERS,
-        "ACCOUNTS": [{"API_KEY": key, "CONNECTED": [ACCT_A, ACCT_B]}],
-    }
-    clear_client_cache()
-    yield stripe_settings
-    clear_client_cache()
 
 
 def _rows() -> None:

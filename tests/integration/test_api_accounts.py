@@ -10,16 +10,14 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Permission
 
-from django_stripe_customers.clients import clear_client_cache
 from django_stripe_customers.models import Customer, SyncStatus
+from tests.support.connected import ACCT_A, ACCT_B
 from tests.support.customers import local_only, posts
 from tests.support.http_clients import CommittingAPIClient
 
 pytestmark = pytest.mark.django_db
 
 LIST = "/api/customers/"
-ACCT_A = "acct_1Aaaaaaaaaaaaaaa"
-ACCT_B = "acct_1Bbbbbbbbbbbbbbb"
 UNKNOWN = "acct_1Zzzzzzzzzzzzzzz"
 
 
@@ -44,21 +42,6 @@ def api(stripe_settings, staff) -> CommittingAPIClient:
     client = CommittingAPIClient()
     client.force_authenticate(staff)
     return client
-
-
-@pytest.fixture
-def connected(settings: Any, stripe_settings: Any) -> Any:
-    """The emulator's key mirrors its own account and two connected ones (test mode)."""
-    for account in (ACCT_A, ACCT_B):
-        stripe_settings.add_account(account_id=account)
-    key = settings.STRIPE_CUSTOMERS["API_KEY"]
-    settings.STRIPE_CUSTOMERS = {
-        **settings.STRIPE_CUSTOMERS,
-        "ACCOUNTS": [{"API_KEY": key, "CONNECTED": [ACCT_A, ACCT_B]}],
-    }
-    clear_client_cache()
-    yield stripe_settings
-    clear_client_cache()
 
 
 def _rows() -> None:
