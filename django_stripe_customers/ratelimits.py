@@ -15,6 +15,7 @@ more than the rate, without waiting on a dead Redis for every request.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -28,6 +29,7 @@ from django.core.exceptions import ImproperlyConfigured
 from .stripe.limits import PACE, StripeLimits
 from .stripe.ratelimit import (
     DECREASE,
+    LATE,
     MIN_RATE,
     RECOVERY,
     LocalRateLimiter,
@@ -55,7 +57,7 @@ REDIS_RETRY_AFTER = 5.0
 #: At most one "Redis does not answer" warning per this many seconds.
 WARN_EVERY = 60.0
 
-# KEYS[1]: the bucket's hash (tat, rate, gen). ARGV: operation ("acquire", "slow", "speed"),
+# KEYS[1]: the bucket's hash (tat, rate, gen). ARGV: operation ("acquire", "late", "slow", "speed"),
 # max_rate, burst, min_rate, generation, retry_after, now ("" for Redis's clock; tests give
 # their own). Numbers come back as strings: Redis would truncate a Lua number to an integer.
 SCRIPT = f"""
@@ -79,6 +81,9 @@ if ARGV[1] == 'acquire' then
   local send_at = math.max(now, tat - tolerance())
   tat = math.max(tat, send_at) + 1 / rate
   answer = {{string.format('%.17g', send_at - now), tostring(gen)}}
+elseif ARGV[1] == 'late' then
+  tat = tat + (tonumber(ARGV[6]) or 0)
+  answer = {{}}
 elseif ARGV[1] == 'slow' then
   local slowed, pause = 0, 0
   if tonumber(ARGV[5]) == gen then
@@ -179,7 +184,12 @@ class RedisRateLimiter:
             self._redis_failed(exc)
             return self._fallback.acquire()
         if float(wait) > 0:
+            started = time.monotonic()
             self._sleep(float(wait))
+            late = time.monotonic() - started - float(wait)
+            if late > LATE:  # woke late: the bookings after it move back as much (as locally)
+                with contextlib.suppress(*self._errors):
+                    self._call("late", retry_after=late)
         return int(generation)
 
     def on_success(self, generation: int, endpoint: str = "") -> None:

@@ -9,6 +9,7 @@ after. Without Redis these tests skip, except in CI (``CI`` or ``REQUIRE_POSTGRE
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -126,3 +127,20 @@ def test_when_redis_does_not_answer_each_process_paces_itself(caplog) -> None:
     assert limiter._fallback.rate == 10
     warnings = [r for r in caplog.records if "Redis does not answer" in r.getMessage()]
     assert len(warnings) == 1, "one warning, not one per request"
+
+
+def test_a_request_sent_late_moves_the_shared_bookings_back(redis_client, bucket) -> None:
+    """As the local bucket does: a process that wakes 80 ms after its turn pushes the next
+    bookings back by as much, for every process sharing the bucket."""
+    waits: list[float] = []
+    late = [0.08]
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds + (late.pop() if late else 0.0))
+
+    limiter = RedisRateLimiter(redis_client, bucket, 10, burst=1, sleep=sleep)
+    limiter.acquire()  # at once
+    limiter.acquire()  # its turn 0.1 s later; woke 0.08 s after it
+    limiter.acquire()
+    assert waits[-1] == pytest.approx(0.1, abs=0.02), "a full interval after the late one"
