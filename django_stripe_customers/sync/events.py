@@ -73,7 +73,7 @@ def store_event(
     obj = (payload.get("data") or {}).get("object") or {}
     handled = event_type in CUSTOMER_EVENTS
     status = Status.RECEIVED if handled or event_type == DEAUTHORIZED_EVENT else Status.IGNORED
-    where, error = _where(payload, account, endpoint)
+    where, error = event_account(payload, account, endpoint)
     if error:
         status = Status.REFUSED
     try:
@@ -138,7 +138,7 @@ def overdue_events(older_than: float, max_attempts: int = 10) -> QuerySet[Webhoo
     )
 
 
-def _where(
+def event_account(
     payload: dict[str, Any], account: Account | None, endpoint: KeyEntry | None
 ) -> tuple[str | None, str]:
     """The event's account as rows name it, and why it is refused (empty: it is not)."""
@@ -235,7 +235,7 @@ def _apply(
             return outcome, customer.synced_at
         if outcome is Applied.ELSEWHERE:  # the id is a row of another account: not applied
             assert customer is not None
-            error = f"Not applied: {obj['id']} is a customer of {_account_of(customer)}."
+            error = f"Not applied: {obj['id']} is a customer of {account_label(customer)}."
             _finish(event, Status.REFUSED, error)
             return Status.REFUSED, None
         status = Status.STALE if outcome is Applied.STALE else Status.PROCESSED
@@ -243,7 +243,8 @@ def _apply(
     return status, None
 
 
-def _account_of(customer: Any) -> str:
+def account_label(customer: Any) -> str:
+    """The account and mode of a row, as messages name them."""
     mode = "live" if customer.livemode else "test"
     return f"{customer.stripe_account or 'the own account'} ({mode})"
 

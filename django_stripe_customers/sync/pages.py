@@ -162,7 +162,7 @@ def _upsert_page(page: PageData, result: PullResult, account: Account) -> list[t
     ids = [obj["id"] for obj in page]
     rereads: list[tuple[str, object]] = []
     with transaction.atomic():
-        known, busy = _lock_page_rows(ids)
+        known, busy = lock_page_rows(ids)
         rereads.extend(busy)  # held by another transaction: retrieved alone after the page
         skipped = {stripe_id for stripe_id, _ in busy}
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -210,7 +210,7 @@ def _upsert_page(page: PageData, result: PullResult, account: Account) -> list[t
     return rereads
 
 
-def _lock_page_rows(ids: list[str]) -> tuple[dict[str, Customer], list[tuple[str, object]]]:
+def lock_page_rows(ids: list[str]) -> tuple[dict[str, Customer], list[tuple[str, object]]]:
     """The page's rows, locked; and (Stripe id, ``synced_at``) of those another transaction
     holds. On PostgreSQL those are skipped (``SKIP LOCKED``) rather than waited for: the page
     would hold its other rows' locks meanwhile, and a user's save of any of them would wait

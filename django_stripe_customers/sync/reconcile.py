@@ -12,7 +12,6 @@ so the next reconcile lists them again (those applied are stored once and not ap
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -23,9 +22,11 @@ from django.utils import timezone
 
 from ..accounts import Account
 from ..descriptions import CUSTOMERS
-from ..models import StripeAccount, WebhookEvent
+from ..models import StripeAccount
 from ..stripe import InvalidRequestError, StripeClient
-from .events import process_event, store_event
+from .event_batch import PageOutcome, apply_page
+from .event_listing import PATH as EVENTS_PATH
+from .event_listing import EventListing
 from .pages import PullResult
 from .runs import pull_all
 
@@ -34,10 +35,6 @@ RETENTION: Final = timedelta(days=30)
 #: A cursor this close to the retention's edge is treated as past it (clocks differ; the
 #: oldest events go first).
 RETENTION_MARGIN: Final = timedelta(hours=1)
-#: The Events API's largest page.
-PAGE: Final = 100
-EVENTS_PATH: Final = "/v1/events"
-Status = WebhookEvent.Status
 
 
 class Route(str, Enum):
@@ -65,6 +62,7 @@ class ReconcileReport:
     seconds: float = 0.0
     pull: PullResult | None = None
     cursor: str = ""
+    problems: list[str] = field(default_factory=list)  # events that could not be stored
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -79,18 +77,20 @@ class ReconcileReport:
             "seconds": round(self.seconds, 3),
             "pull": None if self.pull is None else self.pull.as_dict(),
             "cursor": self.cursor,
+            "problems": list(self.problems),
         }
 
 
 def reconcile(account: Account, *, parallel: int = 1, full: bool = False) -> ReconcileReport:
-    """Bring ``account``'s rows up to date: from its events since the cursor, or (``full``,
-    or no usable cursor) with a full pull in ``parallel`` streams."""
+    """Bring ``account``'s rows up to date: from its events since the cursor (listed in
+    ``parallel`` streams), or (``full``, or no usable cursor) with a full pull in ``parallel``
+    streams."""
     started = time.monotonic()
     state = _state(account)
     reason = "asked for" if full else _why_not_events(state, timezone.now())
     if not reason:
         try:
-            report = _from_events(account, state)
+            report = _from_events(account, state, parallel)
         except InvalidRequestError as exc:  # Stripe: 400 resource_missing, for a list cursor
             if exc.code != "resource_missing" and exc.http_status != 404:
                 raise
@@ -150,71 +150,30 @@ def _newest_event(client: StripeClient) -> dict[str, Any] | None:
     return dict(data[0]) if data else None
 
 
-def _from_events(account: Account, state: StripeAccount) -> ReconcileReport:
-    """List the events newer than the cursor (oldest page first), store them, apply those not
-    applied yet oldest first, then move the cursor to the newest listed."""
+def _from_events(account: Account, state: StripeAccount, streams: int) -> ReconcileReport:
+    """List the events newer than the cursor in ``streams`` streams, store and apply each
+    page as it comes (``event_batch``), then move the cursor to the newest listed, unless an
+    event failed (the next reconcile lists it again)."""
     report = ReconcileReport(account, Route.EVENTS)
-    newest: dict[str, Any] | None = None
-    event_ids: list[str] = []
-    toward_newer = bool(state.events_cursor)  # pages come oldest first, else newest first
-    for page in _pages_since(account.client(), state, report):
-        if page and (toward_newer or newest is None):
-            newest = page[0]  # each page lists newest first
-        for payload in page:
-            report.listed += 1
-            store_event(payload, "events_api", account=account)
-        ids = [str(payload["id"]) for payload in page]
-        event_ids.extend(reversed(ids) if toward_newer else ids)
-    if not toward_newer:
-        event_ids.reverse()
-    # Oldest first, in Stripe's order (events of one second are ordered by the list alone).
-    waiting = dict(
-        WebhookEvent.objects.filter(
-            event_id__in=event_ids, status__in=(Status.RECEIVED, Status.FAILED)
-        ).values_list("event_id", "pk")
-    )
-    types = dict(WebhookEvent.objects.filter(pk__in=waiting.values()).values_list("pk", "type"))
-    for event_pk in [waiting[event_id] for event_id in event_ids if event_id in waiting]:
-        event_type = types[event_pk]
-        try:
-            status = process_event(event_pk, client=account.via)
-        except Exception:  # recorded on the event; the cursor stays for the next reconcile
-            report.failed += 1
-            continue
-        if status == Status.STALE:
-            report.stale += 1
-        elif status == Status.PROCESSED:
-            report.applied[event_type] = report.applied.get(event_type, 0) + 1
+    since = 0 if state.events_cursor_at is None else int(state.events_cursor_at.timestamp())
+    listing = EventListing(account.client(), state.events_cursor, since, streams)
+    outcome = PageOutcome()
+    try:
+        for page in listing.pages():
+            report.listed += len(page)
+            outcome.add(apply_page(page, account))
+    finally:
+        report.requests = listing.requests
+    report.applied = dict(outcome.applied)
+    report.stale, report.failed = outcome.stale, outcome.failed
+    report.problems = outcome.problems
+    newest = listing.newest
     if newest is not None and not report.failed:
         _move(state, str(newest["id"]), _when(newest))
     else:
         _move(state, state.events_cursor, state.events_cursor_at)
     report.cursor = state.events_cursor
     return report
-
-
-def _pages_since(
-    client: StripeClient, state: StripeAccount, report: ReconcileReport
-) -> Iterator[list[dict[str, Any]]]:
-    """The pages of customer events after the cursor: with its id, page after page toward the
-    newest (``ending_before``); with only its time, every event since (newest first)."""
-    params: dict[str, Any] = {"type": CUSTOMERS.event_filter, "limit": PAGE}
-    if state.events_cursor:
-        params["ending_before"] = state.events_cursor
-    else:
-        assert state.events_cursor_at is not None
-        params["created[gte]"] = int(state.events_cursor_at.timestamp())
-    while True:
-        answer = client.request("GET", EVENTS_PATH, params)
-        report.requests += 1
-        data = list(answer.get("data") or [])
-        yield data
-        if not answer.get("has_more") or not data:
-            return
-        if "ending_before" in params:
-            params["ending_before"] = data[0]["id"]  # the newest of this page
-        else:
-            params["starting_after"] = data[-1]["id"]
 
 
 def _when(event: dict[str, Any]) -> datetime:

@@ -95,10 +95,20 @@ WAIT_SECONDS: Final = 0.05
 
 
 class Board:
-    """The slices streams share: cut new ones from the frontier, or split one in progress."""
+    """The slices streams share: cut new ones from the frontier, or split one in progress.
+    ``slice_pages`` and ``min_split_pages``: as ``SLICE_PAGES`` and ``MIN_SPLIT_PAGES``."""
 
-    def __init__(self, low: int, frontier: int, density: float) -> None:
+    def __init__(
+        self,
+        low: int,
+        frontier: int,
+        density: float,
+        *,
+        slice_pages: int = SLICE_PAGES,
+        min_split_pages: int = MIN_SPLIT_PAGES,
+    ) -> None:
         self.low, self.frontier, self.density = low, frontier, density
+        self.slice_pages, self.min_split_pages = slice_pages, min_split_pages
         self.slices: list[Slice] = []
         self._everything_left = False
         self._lock = threading.Lock()
@@ -112,7 +122,7 @@ class Board:
             return self._split()
 
     def _cut(self) -> Slice:
-        span = int(SLICE_PAGES * PAGE_SIZE / max(self.density, 1e-9))
+        span = int(self.slice_pages * PAGE_SIZE / max(self.density, 1e-9))
         low = self.low if self._everything_left else max(self.low, self.frontier - max(1, span))
         piece = Slice(len(self.slices) + 1, low, self.frontier)
         self.frontier = low
@@ -125,7 +135,7 @@ class Board:
             for s in self.slices
             if not s.done
             and s.left() >= MIN_SPLIT_SECONDS
-            and s.expected_left() >= MIN_SPLIT_PAGES * PAGE_SIZE
+            and s.expected_left() >= self.min_split_pages * PAGE_SIZE
         ]
         if not worth:
             # A slice whose first page has not come back may hold most of what is left (after
