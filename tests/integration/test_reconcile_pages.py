@@ -7,12 +7,14 @@ so that Stripe's times stay behind ours, as they are."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test import override_settings
+from django.utils import timezone
 
 from django_stripe_customers.accounts import default_account
 from django_stripe_customers.clients import get_client
@@ -192,3 +194,53 @@ def test_the_cursor_holds_across_restarts_under_a_non_utc_time_zone(past):
     assert report.route is Route.EVENTS and report.applied == {"customer.updated": 1}
     assert state().events_cursor_at > saved.events_cursor_at
     assert Customer.objects.get(stripe_id=ids[5]).name == "Later"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_another_transaction_holds_is_applied_alone_once_it_is_released(stripe_settings):
+    """Two connections: a thread holds one row's lock while the reconcile applies its page."""
+    if not connection.features.has_select_for_update_skip_locked:
+        pytest.skip("SQLite has one writer: no row is ever held by another transaction")
+    stripe_settings.clock.set(int(time.time()) - 3600)
+    ids = stripe_settings.seed(5)
+    get_client().customers.update(ids[0], {"name": "Before"})
+    reconcile(default_account())
+    stripe_settings.clock.advance(1)
+    for stripe_id in ids:
+        get_client().customers.update(stripe_id, {"name": f"After {stripe_id}"})
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                Customer.objects.select_for_update().get(stripe_id=ids[2])
+                held.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(10)
+    released_at = []
+
+    def let_go() -> None:
+        released_at.append(timezone.now())
+        release.set()
+
+    threading.Timer(0.5, let_go).start()
+    report = reconcile(default_account())
+    holder.join()
+
+    assert report.applied == {"customer.updated": 5} and report.failed == 0
+    assert dict(Customer.objects.values_list("stripe_id", "name")) == {
+        stripe_id: f"After {stripe_id}" for stripe_id in ids
+    }
+    applied_at = dict(
+        WebhookEvent.objects.filter(source="events_api", type="customer.updated")
+        .exclude(customer_stripe_id=ids[0], payload__data__object__name="Before")
+        .values_list("customer_stripe_id", "processed_at")
+    )
+    others = [applied_at[i] for i in ids if i != ids[2]]
+    assert all(at < released_at[0] for at in others), "the page did not wait for the held row"
+    assert applied_at[ids[2]] >= released_at[0], "the held row: alone, once released"
