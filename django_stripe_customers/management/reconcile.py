@@ -93,8 +93,9 @@ def describe(report: ReconcileReport) -> str:
         )
     applied = ", ".join(f"{n:,} {kind}" for kind, n in sorted(report.applied.items()))
     failed = f", {report.failed:,} failed (cursor kept)" if report.failed else ""
+    problems = "".join(f"\n  not an event to store: {problem}" for problem in report.problems)
     return (
         f"{report.account}: {counted(report.listed, 'event')} since the cursor: "
         f"{applied or 'nothing to apply'}, {report.stale:,} stale{failed}; {cost}; "
-        f"cursor {report.cursor}."
+        f"cursor {report.cursor}.{problems}"
     )

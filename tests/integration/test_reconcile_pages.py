@@ -19,6 +19,7 @@ from django.utils import timezone
 from django_stripe_customers.accounts import default_account
 from django_stripe_customers.clients import get_client
 from django_stripe_customers.models import Customer, StripeAccount, WebhookEvent
+from django_stripe_customers.sync.event_batch import apply_page
 from django_stripe_customers.sync.reconcile import Route, reconcile
 from tests.support.faultproxy import STATUS
 from tests.support.stripe_servers import settings_through_proxy
@@ -244,3 +245,19 @@ def test_a_row_another_transaction_holds_is_applied_alone_once_it_is_released(st
     others = [applied_at[i] for i in ids if i != ids[2]]
     assert all(at < released_at[0] for at in others), "the page did not wait for the held row"
     assert applied_at[ids[2]] >= released_at[0], "the held row: alone, once released"
+
+
+def test_a_page_with_an_event_that_is_not_one_applies_the_others_and_names_it(past):
+    emulator, ids = past
+    emulator.clock.advance(1)
+    get_client().customers.update(ids[6], {"name": "Fine"})
+    good = emulator.events[-1]
+    broken = {"id": "evt_Broken0000000000000", "object": "event", "created": good["created"]}
+
+    outcome = apply_page([good, broken], default_account())
+
+    assert outcome.applied == {"customer.updated": 1} and outcome.failed == 1
+    assert outcome.problems and outcome.problems[0].startswith("evt_Broken0000000000000: ")
+    assert "type" in outcome.problems[0], outcome.problems
+    assert not WebhookEvent.objects.filter(event_id=broken["id"]).exists(), "nothing stored"
+    assert Customer.objects.get(stripe_id=ids[6]).name == "Fine"
