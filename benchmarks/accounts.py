@@ -60,7 +60,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a clean clone: benchmarks.* importable
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import source_state  # noqa: E402
+from benchmarks.common import StatementCounter, source_state  # noqa: E402
 from benchmarks.pull import (  # noqa: E402
     API_KEY,
     CHILD_TIMEOUT,
@@ -107,7 +107,6 @@ def child() -> int:
     django.setup()
     from django.core.management import call_command
     from django.db import connection
-    from django.db.backends.signals import connection_created
     from django.db.models import Count
 
     from django_stripe_customers.clients import get_client
@@ -123,30 +122,14 @@ def child() -> int:
     # The client every Account of the key uses (``Account.client``), built before the clock.
     get_client(api_key=os.environ["BENCH_API_KEY"], stripe_account=None)
     connection.ensure_connection()
-    queries, db_seconds = 0, 0.0
-    tally = threading.Lock()  # writer threads have connections of their own
-
-    def count(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
-        nonlocal queries, db_seconds
-        started = time.perf_counter()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            with tally:
-                queries += 1
-                db_seconds += time.perf_counter() - started
-
-    def count_on(sender, connection, **kwargs):  # type: ignore[no-untyped-def]
-        connection.execute_wrappers.append(count)
-
-    connection_created.connect(count_on, weak=False)
+    statements = StatementCounter()
     out, err = io.StringIO(), io.StringIO()
     error = ""
     listing_seconds: float | None = None
     results: dict[str, dict[str, Any]] = {}
     started = time.monotonic()
     try:
-        with connection.execute_wrapper(count):
+        with statements.counting():
             if via == "command":
                 call_command(
                     "stripe_customers",
@@ -190,8 +173,8 @@ def child() -> int:
                 "started": started,
                 "ended": ended,
                 "listing_seconds": listing_seconds,
-                "queries": queries,
-                "db_seconds": db_seconds,
+                "queries": statements.queries,
+                "db_seconds": statements.db_seconds,
                 "rss_peak_mb": proc_memory_mb("self").get("VmHWM", 0.0),
                 "ids": ids,
                 "flags": [[livemode, deleted, n] for livemode, deleted, n in flags],

@@ -1,8 +1,13 @@
-"""Helpers the benchmarks share: which revision of the code a result was measured on."""
+"""Helpers the benchmarks share: which revision of the code a result was measured on, and the
+SQL statements a measured run sent."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,3 +31,40 @@ def source_state() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "an unknown revision"
     return f"{head} + uncommitted changes" if dirty else head
+
+
+class StatementCounter:
+    """Counts the SQL statements a measured run sends and the seconds spent inside
+    ``cursor.execute`` (driver-side adaptation and the database itself), on this thread's
+    connection and on every connection opened meanwhile (a pull's writer threads have their
+    own)."""
+
+    def __init__(self) -> None:
+        self.queries = 0
+        self.db_seconds = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self, execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            with self._lock:
+                self.queries += 1
+                self.db_seconds += time.perf_counter() - started
+
+    def _on_connect(self, sender, connection, **kwargs):  # type: ignore[no-untyped-def]
+        connection.execute_wrappers.append(self)
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[StatementCounter]:
+        """Count within the block (Django set up, its connection open)."""
+        from django.db import connection
+        from django.db.backends.signals import connection_created
+
+        connection_created.connect(self._on_connect, weak=False)
+        try:
+            with connection.execute_wrapper(self):
+                yield self
+        finally:
+            connection_created.disconnect(self._on_connect)

@@ -66,7 +66,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a clean clone: benchmarks.* importable
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import source_state  # noqa: E402
+from benchmarks.common import StatementCounter, source_state  # noqa: E402
 
 PEERS_VENV = ROOT / ".venv-djstripe"
 PEERS_REQUIREMENTS = ("dj-stripe==2.11.*", "psycopg[binary]>=3.1")
@@ -144,27 +144,7 @@ def child_ours(profile: bool = False) -> int:
 
     get_client()  # build the client (settings read, session made) before the clock starts
     connection.ensure_connection()
-    queries = 0
-    db_seconds = 0.0  # inside cursor.execute: driver-side adaptation and the database itself
-
-    tally = threading.Lock()  # writer threads have connections of their own (below)
-
-    def count(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
-        nonlocal queries, db_seconds
-        started = time.perf_counter()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            with tally:
-                queries += 1
-                db_seconds += time.perf_counter() - started
-
-    from django.db.backends.signals import connection_created
-
-    def count_on(sender, connection, **kwargs):  # type: ignore[no-untyped-def]
-        connection.execute_wrappers.append(count)  # a writer thread's own connection
-
-    connection_created.connect(count_on, weak=False)
+    statements = StatementCounter()  # inside cursor.execute: the driver and the database
 
     profiler = None
     if profile:
@@ -173,7 +153,7 @@ def child_ours(profile: bool = False) -> int:
         profiler = cProfile.Profile()
     memory_before = _memory_mb()
     started = time.perf_counter()
-    with connection.execute_wrapper(count):
+    with statements.counting():
         if profiler is not None:
             profiler.enable()
         result = pull_all(progress=None, parallel=parallel, partitions=partitions)
@@ -199,8 +179,8 @@ def child_ours(profile: bool = False) -> int:
         + json.dumps(
             {
                 "seconds": seconds,
-                "queries": queries,
-                "db_seconds": db_seconds,
+                "queries": statements.queries,
+                "db_seconds": statements.db_seconds,
                 "rows": Customer.objects.count(),
                 "rss_before_mb": memory_before["VmRSS"],
                 "rss_peak_mb": memory_after["VmHWM"],

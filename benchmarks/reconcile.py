@@ -24,7 +24,11 @@ Our Stripe emulator runs in this process, on loopback. The steps:
 Each measured run is a fresh process against its own copy of the synced database
 (``CREATE DATABASE ... TEMPLATE``), running the management command through ``call_command``:
 
-- (a) ``stripe_customers reconcile``: the events since the cursor;
+- (a) ``stripe_customers reconcile --parallel 16``: the events since the cursor, listed in 16
+  streams (the page after the cursor and the newest page at once, then slices of the time
+  between), each page stored and applied in bulk as it comes;
+- (a1) ``stripe_customers reconcile``: the same in one stream (``ending_before``, a page at a
+  time), for comparison;
 - (b) ``stripe_customers pull --parallel 16``: a full pull, our fastest;
 - (c) ``stripe_customers reconcile --parallel 16`` with the cursor's time set 31 days back
   (before the clock): it must fall back to a full pull and say why (``--parallel 16``, or a
@@ -56,7 +60,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -68,7 +71,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a clean clone: benchmarks.* importable
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import source_state  # noqa: E402
+from benchmarks.common import StatementCounter, source_state  # noqa: E402
 from benchmarks.pull import (  # noqa: E402
     API_KEY,
     CHILD_TIMEOUT,
@@ -114,7 +117,6 @@ def child() -> int:
     django.setup()
     from django.core.management import call_command
     from django.db import connection
-    from django.db.backends.signals import connection_created
     from django.db.models import Count
     from django.utils import timezone as dj_timezone
 
@@ -125,23 +127,7 @@ def child() -> int:
     stale_days = float(os.environ.get("BENCH_STALE_DAYS") or 0)
     get_client()  # the client (settings read, session made) before the clock starts
     connection.ensure_connection()
-    queries, db_seconds = 0, 0.0
-    tally = threading.Lock()  # a full pull's writer threads have connections of their own
-
-    def count(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
-        nonlocal queries, db_seconds
-        clock = time.perf_counter()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            with tally:
-                queries += 1
-                db_seconds += time.perf_counter() - clock
-
-    def count_on(sender, connection, **kwargs):  # type: ignore[no-untyped-def]
-        connection.execute_wrappers.append(count)
-
-    connection_created.connect(count_on, weak=False)
+    statements = StatementCounter()
     if stale_days:
         StripeAccount.objects.update(
             events_cursor_at=dj_timezone.now() - timedelta(days=stale_days)
@@ -151,7 +137,7 @@ def child() -> int:
     error = ""
     started = time.monotonic()
     try:
-        with connection.execute_wrapper(count):
+        with statements.counting():
             call_command("stripe_customers", *command, stdout=out, stderr=err)
     except Exception as exc:  # reported, with what the database holds after it
         error = f"{type(exc).__name__}: {exc}"[:400]
@@ -167,8 +153,8 @@ def child() -> int:
             {
                 "seconds": seconds,
                 "ended": ended,
-                "queries": queries,
-                "db_seconds": db_seconds,
+                "queries": statements.queries,
+                "db_seconds": statements.db_seconds,
                 "error": error,
                 "output": out.getvalue().strip(),
                 "stderr": err.getvalue().strip()[:600],
@@ -306,7 +292,9 @@ class Run:
     db_seconds: float = 0.0
     output: str = ""
     requests: Counter[str] = field(default_factory=Counter)
-    events_without_cursor: int = 0  # GET /v1/events without ending_before
+    # GET /v1/events neither ``ending_before`` an event nor ``created[gte]`` a time: unbounded
+    events_without_cursor: int = 0
+    events_since: list[int] = field(default_factory=list)  # their ``created[gte]`` times
     posts: int = 0  # requests that are not GETs
     cursor_before: list[list[str]] = field(default_factory=list)
     cursor_after: list[list[str]] = field(default_factory=list)
@@ -379,7 +367,11 @@ def run_child(
         if entry.method != "GET":
             run.posts += 1
         elif entry.path == "/v1/events" and "ending_before" not in entry.params:
-            run.events_without_cursor += 1
+            since = (entry.params.get("created") or {}).get("gte")
+            if since is None:
+                run.events_without_cursor += 1
+            else:
+                run.events_since.append(int(since))
     lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -460,6 +452,7 @@ class Setup:
     sync: Run | None = None
     changes: Changes = field(default_factory=Changes)
     presync_event: str = ""
+    presync_created: int = 0  # the cursor event's second
     newest_event: str = ""
 
 
@@ -477,7 +470,8 @@ def reference_run() -> Run:
 def measured_plan() -> list[Run]:
     parallel = PARALLEL
     return [
-        Run("(a) reconcile", ["reconcile"]),
+        Run(f"(a) reconcile, --parallel {FULL_PULL_PARALLEL}", ["reconcile", *parallel]),
+        Run("(a1) reconcile, one stream", ["reconcile"]),
         Run(f"(b) full pull, --parallel {FULL_PULL_PARALLEL}", ["pull", *parallel]),
         Run(f"(c) reconcile, cursor {STALE_DAYS} days old", ["reconcile", *parallel], STALE_DAYS),
     ]
@@ -530,6 +524,9 @@ def main(argv: list[str]) -> int:
             presync = _values("Presync", 0)
             upstream.call("POST", f"/v1/customers/{ids[0]}", _form(presync))
             setup.presync_event = newest_event(emulator)
+            setup.presync_created = next(
+                int(e["created"]) for e in emulator.events if e["id"] == setup.presync_event
+            )
             print(f"N={args.n:,}: seeded in {setup.seed_seconds:.1f}s", flush=True)
 
             clock = time.monotonic()
@@ -598,7 +595,7 @@ def summary(run: Run) -> str:
 
 def checks(runs: list[Run], setup: Setup) -> list[tuple[bool, str]]:
     """Issue 22's targets and what each run must have done."""
-    reference, events, pull, stale = runs
+    reference, events, one_stream, pull, stale = runs
     out: list[tuple[bool, str]] = []
     for run in runs:
         failed = [text for passed, text in run.checks if not passed]
@@ -610,17 +607,8 @@ def checks(runs: list[Run], setup: Setup) -> list[tuple[bool, str]]:
                 + (f" ({run.error})" if run.error else ""),
             )
         )
-    out.append(
-        (
-            events.route == "events"
-            and events.events_without_cursor == 0
-            and [c for c, _ in events.cursor_before] == [setup.presync_event]
-            and [c for c, _ in events.cursor_after] == [setup.newest_event],
-            f"(a) went by the events: every `GET /v1/events` with `ending_before` "
-            f"({events.events_without_cursor} without), cursor {_cursor(events.cursor_before)} "
-            f"-> {_cursor(events.cursor_after)} (the newest event: {setup.newest_event})",
-        )
-    )
+    for run in (events, one_stream):
+        out.append(_went_by_the_events(run, setup))
     if events.ok and pull.ok and reference.ok and pull.http_requests:
         share = events.http_requests / pull.http_requests
         out.append(
@@ -667,6 +655,24 @@ def checks(runs: list[Run], setup: Setup) -> list[tuple[bool, str]]:
         )
     )
     return out
+
+
+def _went_by_the_events(run: Run, setup: Setup) -> tuple[bool, str]:
+    """The run listed only events after the cursor (``ending_before`` it, or ``created[gte]``
+    its second or later) and moved the cursor to the newest event."""
+    early = [since for since in run.events_since if since < setup.presync_created]
+    return (
+        run.route == "events"
+        and run.events_without_cursor == 0
+        and not early
+        and [c for c, _ in run.cursor_before] == [setup.presync_event]
+        and [c for c, _ in run.cursor_after] == [setup.newest_event],
+        f"{run.label.split()[0]} went by the events: every `GET /v1/events` after the cursor "
+        f"(`ending_before` it, or `created[gte]` its second or later; "
+        f"{run.events_without_cursor + len(early)} not), cursor "
+        f"{_cursor(run.cursor_before)} -> {_cursor(run.cursor_after)} (the newest event: "
+        f"{setup.newest_event})",
+    )
 
 
 def _cursor(cursors: list[list[str]]) -> str:
