@@ -169,8 +169,11 @@ class CeleryWorkers:
     """``count`` worker processes started beside one measured pull (``run_child(beside=)``),
     with the pull's environment; the peak RSS of the largest is kept in ``peak_rss_mb``."""
 
-    def __init__(self, count: int, logdir: Path) -> None:
+    def __init__(
+        self, count: int, logdir: Path, *, pool: str = "solo", concurrency: int = 1
+    ) -> None:
         self.count = count
+        self.pool, self.concurrency = pool, concurrency
         self.logdir = logdir
         self.peak_rss_mb = 0.0
 
@@ -186,7 +189,8 @@ class CeleryWorkers:
                 with log.open("wb") as out:
                     command = [
                         sys.executable, "-m", "celery", "-A", "benchmarks.celery_app", "worker",
-                        "--pool", "solo", "-n", f"bench{number}@%h", "-l", "info",
+                        "--pool", self.pool, "--concurrency", str(self.concurrency),
+                        "-n", f"bench{number}@%h", "-l", "info",
                         "--without-gossip", "--without-mingle", "--without-heartbeat",
                     ]  # fmt: skip
                     workers.append(

@@ -55,10 +55,12 @@ them. Reported: pushes/s, its share of the write limit (25/s), the 429s, the mos
 admitted in any second, the rows left pending (a 429: MAX_RETRIES is 0), lost (after an
 untimed second ``push --pending``, as the next sweep: rows not synced, or whose customer in
 Stripe lacks the row's name) and duplicated (a new row created more than once, an edit taken
-more than once). This
-benchmark runs Celery eagerly, never with workers, so there is no Celery row: under Celery the
-sweep sends one task per row and the workers are the streams. Results:
-``benchmarks/results/push-backlog-latest.md``.
+more than once). On
+PostgreSQL, a Celery row besides (``--celery-workers`` W, 2, ``--celery-threads`` T, 8; 0
+workers: none): the same backlog drained by the outbox sweep under Celery, ``push_pending_task``
+sending a task per row to W worker processes of T threads on a Redis broker, their client
+sharing one limiter in Redis (``benchmarks/push_celery.py``); timed until no row is pending.
+Results: ``benchmarks/results/push-backlog-latest.md``.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a clean clone
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import push_celery  # noqa: E402
 from benchmarks.common import source_state  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "push-latest.md"
@@ -651,8 +654,11 @@ def fresh_database(backend: str) -> Iterator[str]:
             _pg(f'DROP DATABASE IF EXISTS "{PG_BENCH_DB}" WITH (FORCE)')
 
 
-def measure_backlog(backend: str, emulator: Any, rows: int, parallel: int) -> dict[str, Any]:
-    """One drain of ``rows`` pending rows (half edits, half new) in ``parallel`` streams."""
+def measure_backlog(
+    backend: str, emulator: Any, rows: int, parallel: int, celery: tuple[int, int] | None = None
+) -> dict[str, Any]:
+    """One drain of ``rows`` pending rows (half edits, half new) in ``parallel`` streams, or
+    (``celery``: workers, threads each) by the sweep under Celery (``push_celery``)."""
     emulator.reset()
     edited = rows // 2
     emulator.seed(edited)
@@ -665,7 +671,10 @@ def measure_backlog(backend: str, emulator: Any, rows: int, parallel: int) -> di
         # starts after that window has passed, as a sweep would.
         time.sleep(1.1)
         logged, refused = len(emulator.requests), emulator.count_rate_limited()
-        result = run_backlog_child(backend, db, emulator.url, "drain", rows, parallel)
+        if celery is None:
+            result = run_backlog_child(backend, db, emulator.url, "drain", rows, parallel)
+        else:
+            result = push_celery.drain_with_celery(db, emulator.url, API_KEY, rows, *celery)
     sent = emulator.requests[logged:]
     taken = [r for r in sent if r.method == "POST" and r.status == 200]
     creates = Counter(r.params.get("email") for r in taken if r.path == "/v1/customers")
@@ -680,7 +689,7 @@ def measure_backlog(backend: str, emulator: Any, rows: int, parallel: int) -> di
         "backend": backend,
         "n": rows,
         "edits": edited,
-        "parallel": parallel,
+        "parallel": parallel if celery is None else f"Celery {celery[0]} x {celery[1]}",
         "seconds": result["seconds"],
         "summary": result["summary"],
         "error": result["error"],
@@ -711,7 +720,9 @@ def backlog_report(
         "one-second windows, 429 beyond); the client at its default pace (95%), MAX_RETRIES 0 "
         "(a 429 or any failure shows). N pending rows: half edits of customers in Stripe, half "
         "new rows. Timed: `manage.py stripe_customers push --pending --parallel K` in a child "
-        f"process. Whole run {seconds:.0f} s; 1-minute load average {args.load_before:.2f} "
+        "process; a `Celery W x T` row: the outbox sweep (`push_pending_task`) under Celery, "
+        "W worker processes of T threads on Redis sharing one limiter, timed until no row is "
+        f"pending. Whole run {seconds:.0f} s; 1-minute load average {args.load_before:.2f} "
         f"before, {os.getloadavg()[0]:.2f} after.",
         "",
         "| database | K streams | N | seconds | pushes/s | share of 25/s | 429s | most creates, "
@@ -734,8 +745,8 @@ def backlog_report(
         "MAX_RETRIES 0), their request recorded; an untimed second `push --pending` (what the "
         "next sweep does) then resends them. lost: after it, rows not synced, or whose "
         "customer in Stripe lacks the row's name. duplicated: new rows created more than "
-        "once, edits taken more than once (the emulator's log, both passes). No Celery row: "
-        "this benchmark runs Celery eagerly, never with workers.",
+        "once, edits taken more than once (the emulator's log, both passes). A Celery row's "
+        "429s are retried by the push's task, after its backoff.",
         "",
         "Checks:",
     ]
@@ -777,6 +788,13 @@ def backlog_main(args: argparse.Namespace) -> int:
                 rows = min(args.backlog, args.baseline) if parallel == 1 else args.backlog
                 print(f"{backend}: draining {rows:,} rows in {parallel} streams ...", flush=True)
                 results.append(measure_backlog(backend, emulator, rows, parallel))
+            if backend == "postgres" and args.celery_workers:
+                if why := push_celery.broker_problem():
+                    skipped["Celery"] = f"the Redis broker does not answer: {why}"
+                    continue
+                shape = (args.celery_workers, args.celery_threads)
+                print(f"{backend}: draining {args.backlog:,} rows with Celery {shape} ...")
+                results.append(measure_backlog(backend, emulator, args.backlog, 0, shape))
     text = backlog_report(results, skipped, args, time.monotonic() - started)
     print()
     print(text, end="")
@@ -797,6 +815,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="burst sizes K, comma-separated (default 1,10,100)",
     )
     parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument(
+        "--celery-workers",
+        type=int,
+        default=2,
+        metavar="W",
+        help="(c) on PostgreSQL, also a drain by W Celery workers (2; 0: none)",
+    )
+    parser.add_argument(
+        "--celery-threads", type=int, default=8, metavar="T", help="(c) threads per worker (8)"
+    )
     parser.add_argument("--no-write", action="store_true", help=f"do not write {RESULTS.name}")
     parser.add_argument(
         "--backlog", type=int, default=0, metavar="N", help="(c) instead: drain N pending rows"
