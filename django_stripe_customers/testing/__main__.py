@@ -142,7 +142,11 @@ def main(argv: list[str] | None = None) -> int:
             pass
     finally:
         _stop_within(emulator, STOP_TIMEOUT)
-    return 0
+    # Stopped: end here, without the interpreter's shutdown (once, in CI, an emulator that had
+    # delivered webhooks stopped serving on SIGTERM, then hung there on a lock for good).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _describe(limits: Limits) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -105,6 +106,22 @@ def test_demo_serves_the_example_project_against_the_local_stripe(tmp_path):
     assert _port_closes(stripe_port, within=20), "the emulator outlived the demo:\n" + _listeners(
         stripe_port
     )
+    # Its port closed is not enough: once, in CI, the emulator stopped serving and hung on
+    # (a process left behind by every such run). Every process of the demo's group must end.
+    assert _group_ends(process.pid, within=20), "a process of the demo outlived it"
+
+
+def _group_ends(group: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)  # not left for the next run
+    return False
 
 
 def _port_closes(port: int, within: float) -> bool:
