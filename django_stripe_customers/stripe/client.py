@@ -263,17 +263,25 @@ class StripeClient:
         """
         query = dict(params or {})
         while True:
-            page = self.request("GET", path, query, expand=expand)
-            data = page.get("data")
-            if not isinstance(data, list):
-                raise APIError(f"GET {path}: a list response without a 'data' array")
-            page_data = PageData(data)
-            page_data.last_response = page.last_response
-            page_data.has_more = bool(page.get("has_more"))
-            yield page_data
-            if not page.get("has_more") or not data:
+            page = self.list_page(path, query, expand=expand)
+            yield page
+            if not page.has_more or not page:
                 return
-            query["starting_after"] = data[-1]["id"]
+            query["starting_after"] = page[-1]["id"]
+
+    def list_page(
+        self, path: str, params: Params | None = None, *, expand: Expand = None
+    ) -> PageData:
+        """One page of a list endpoint: its ``data``, with ``has_more`` and the page's
+        ``last_response``."""
+        answer = self.request("GET", path, params, expand=expand)
+        data = answer.get("data")
+        if not isinstance(data, list):
+            raise APIError(f"GET {path}: a list response without a 'data' array")
+        page = PageData(data)
+        page.last_response = answer.last_response
+        page.has_more = bool(answer.get("has_more"))
+        return page
 
     def _send(
         self, method: str, path: str, headers: dict[str, str], send: dict[str, Any]

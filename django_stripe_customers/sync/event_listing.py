@@ -191,12 +191,9 @@ class EventListing:
         return {"type": CUSTOMERS.event_filter, "limit": PAGE}
 
     def _list(self, params: dict[str, Any]) -> PageData:
-        answer = self.client.request("GET", PATH, params)
+        page = self.client.list_page(PATH, params)
         with self._lock:
             self.requests += 1
-        page = PageData(answer.get("data") or [])
-        page.last_response = answer.last_response
-        page.has_more = bool(answer.get("has_more"))
         return page
 
 

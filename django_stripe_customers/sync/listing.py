@@ -38,8 +38,4 @@ def pages(
 
 def first_page(client: StripeClient, created_gte: int, created_lt: int) -> PageData:
     """The newest page of the range; ``has_more`` says whether the range goes on."""
-    answer = client.request("GET", PATH, query(created_gte, created_lt), expand=expansions("data."))
-    page = PageData(answer.get("data") or [])
-    page.last_response = answer.last_response
-    page.has_more = bool(answer.get("has_more"))
-    return page
+    return client.list_page(PATH, query(created_gte, created_lt), expand=expansions("data."))
