@@ -18,7 +18,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Final
 
 from django.db import transaction
@@ -31,8 +31,7 @@ from ..deletion import erase_if_configured
 from ..descriptions import CUSTOMERS
 from ..models import Customer, SyncStatus, WebhookEvent
 from . import event_shape
-from .connect import DEAUTHORIZED_EVENT
-from .events import CUSTOMER_EVENTS, FINAL, account_label, event_account, process_event
+from .events import CUSTOMER_EVENTS, FINAL, account_label, event_row, process_event
 from .freshness import Verdict, newest
 from .pages import lock_page_rows
 from .pull import NOT_A_REREAD, Fetched, in_account, is_unchanged, merged_values, verdict_for
@@ -96,7 +95,9 @@ def apply_page(payloads: list[dict[str, Any]], account: Account) -> PageOutcome:
             outcome.add(bulk)
     # Oldest first: the page lists newest first (those of one second in Stripe's order).
     position = {stored[payload["id"]].pk: n for n, payload in enumerate(waiting)}
-    _apply_alone(sorted(alone, key=position.__getitem__, reverse=True), account, outcome)
+    types = {stored[payload["id"]].pk: payload["type"] for payload in waiting}
+    oldest_first = sorted(alone, key=position.__getitem__, reverse=True)
+    _apply_alone(oldest_first, types, account, outcome)
     return outcome
 
 
@@ -115,7 +116,11 @@ def _store(
             outcome.failed += 1
             outcome.problems.append(f"{payload.get('id', '?')}: {problem}")
     known = _stored(list(good))
-    new = [_event(payload, account) for event_id, payload in good.items() if event_id not in known]
+    new = [
+        event_row(payload, WebhookEvent.Source.EVENTS_API, account=account)
+        for event_id, payload in good.items()
+        if event_id not in known
+    ]
     if new:
         WebhookEvent.objects.bulk_create(new, ignore_conflicts=True)  # a webhook may store one
         known = _stored(list(good))
@@ -127,30 +132,6 @@ def _stored(event_ids: list[str]) -> dict[str, _Stored]:
         "event_id", "pk", "status"
     )
     return {event_id: _Stored(pk, status) for event_id, pk, status in rows}
-
-
-def _event(payload: dict[str, Any], account: Account) -> WebhookEvent:
-    obj = (payload.get("data") or {}).get("object") or {}
-    handled = payload["type"] in CUSTOMER_EVENTS
-    status = Status.RECEIVED if handled or payload["type"] == DEAUTHORIZED_EVENT else Status.IGNORED
-    where, error = event_account(payload, account, None)
-    return WebhookEvent(
-        event_id=payload["id"],
-        type=payload["type"],
-        api_version=str(payload.get("api_version") or ""),
-        livemode=bool(payload.get("livemode")),
-        stripe_account=where,
-        created=_created(payload),
-        customer_stripe_id=str(obj.get("id") or "") if handled else "",
-        payload=payload,
-        source=WebhookEvent.Source.EVENTS_API,
-        status=Status.REFUSED if error else status,
-        error=error,
-    )
-
-
-def _created(payload: dict[str, Any]) -> datetime:
-    return datetime.fromtimestamp(int(payload["created"]), tz=timezone.utc)
 
 
 @dataclass
@@ -249,7 +230,7 @@ def _decide(
 ) -> str | None:
     """The chosen event's status once its row's write (gathered in ``writes``) is done; None
     when it must be applied alone (its order against the row cannot be told)."""
-    observed = _created(events.chosen)
+    observed = event_shape.created_at(events.chosen)
     deleted = events.chosen["type"] == CUSTOMERS.deleted_event
     obj = (
         {"id": stripe_id, "object": CUSTOMERS.name, "deleted": True}
@@ -309,11 +290,11 @@ def _finish(events: QuerySet[WebhookEvent], status: str, now: datetime, error: s
     events.update(status=status, processed_at=now, error=error, attempts=F("attempts") + 1)
 
 
-def _apply_alone(event_pks: list[int], account: Account, outcome: PageOutcome) -> None:
-    """``process_event`` for each, oldest first; a failure is recorded on its event."""
-    if not event_pks:
-        return
-    types = dict(WebhookEvent.objects.filter(pk__in=event_pks).values_list("pk", "type"))
+def _apply_alone(
+    event_pks: list[int], types: dict[int, str], account: Account, outcome: PageOutcome
+) -> None:
+    """``process_event`` for each (``types``: their types), in this order; a failure is
+    recorded on its event."""
     for event_pk in event_pks:
         try:
             status = process_event(event_pk, client=account.via)

@@ -77,3 +77,8 @@ def _nul_in(value: Any, path: str) -> str | None:
             if found is not None:
                 return found
     return None
+
+
+def created_at(payload: Mapping[str, Any]) -> datetime:
+    """When Stripe created the event (its ``created``), as an aware datetime in UTC."""
+    return datetime.fromtimestamp(int(payload["created"]), tz=timezone.utc)

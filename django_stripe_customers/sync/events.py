@@ -59,8 +59,7 @@ def store_event(
     )
     if problem is not None:
         raise MalformedEvent(problem)
-    event_id, event_type = payload["id"], payload["type"]
-    created = datetime.fromtimestamp(payload["created"], tz=timezone.utc)
+    event_id = payload["id"]
     # A duplicate costs one indexed lookup of a few columns (not the stored payload).
     existing = (
         WebhookEvent.objects.filter(event_id=event_id)
@@ -70,30 +69,42 @@ def store_event(
     )
     if existing is not None:
         return existing, False
-    obj = (payload.get("data") or {}).get("object") or {}
-    handled = event_type in CUSTOMER_EVENTS
-    status = Status.RECEIVED if handled or event_type == DEAUTHORIZED_EVENT else Status.IGNORED
-    where, error = event_account(payload, account, endpoint)
-    if error:
-        status = Status.REFUSED
+    event = event_row(payload, source, account=account, endpoint=endpoint)
     try:
         with transaction.atomic():
-            event = WebhookEvent.objects.create(
-                event_id=event_id,
-                type=event_type,
-                api_version=str(payload.get("api_version") or ""),
-                livemode=bool(payload.get("livemode")),
-                stripe_account=where,
-                created=created,
-                customer_stripe_id=str(obj.get("id") or "") if handled else "",
-                payload=payload,
-                source=source,
-                status=status,
-                error=error,
-            )
+            event.save(force_insert=True)
     except IntegrityError:  # the same event delivered twice at once: the other one stored it
         return WebhookEvent.objects.get(event_id=event_id), False
     return event, True
+
+
+def event_row(
+    payload: dict[str, Any],
+    source: str,
+    *,
+    account: Account | None = None,
+    endpoint: KeyEntry | None = None,
+) -> WebhookEvent:
+    """The row that stores a well-formed event (not saved): ``received`` when it is one to
+    apply, ``ignored`` when its type is not handled, ``refused`` (and why) when it is of an
+    account or mode not mirrored through ``account``/``endpoint`` (see ``store_event``)."""
+    obj = (payload.get("data") or {}).get("object") or {}
+    handled = payload["type"] in CUSTOMER_EVENTS
+    status = Status.RECEIVED if handled or payload["type"] == DEAUTHORIZED_EVENT else Status.IGNORED
+    where, error = event_account(payload, account, endpoint)
+    return WebhookEvent(
+        event_id=payload["id"],
+        type=payload["type"],
+        api_version=str(payload.get("api_version") or ""),
+        livemode=bool(payload.get("livemode")),
+        stripe_account=where,
+        created=event_shape.created_at(payload),
+        customer_stripe_id=str(obj.get("id") or "") if handled else "",
+        payload=payload,
+        source=source,
+        status=Status.REFUSED if error else status,
+        error=error,
+    )
 
 
 class MalformedEvent(ValueError):

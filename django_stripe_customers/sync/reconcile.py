@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
 from enum import Enum
 from typing import Any, Final
 
@@ -27,6 +26,7 @@ from ..stripe import InvalidRequestError, StripeClient
 from .event_batch import PageOutcome, apply_page
 from .event_listing import PATH as EVENTS_PATH
 from .event_listing import EventListing
+from .event_shape import created_at
 from .pages import PullResult
 from .runs import pull_all
 
@@ -132,7 +132,7 @@ def _full_pull(
     before = timezone.now()
     newest = _newest_event(account.client())
     result = pull_all(account=account, parallel=parallel)
-    cursor_at = before if newest is None else _when(newest)
+    cursor_at = before if newest is None else created_at(newest)
     _move(state, str(newest["id"]) if newest else "", cursor_at)
     return ReconcileReport(
         account,
@@ -169,15 +169,11 @@ def _from_events(account: Account, state: StripeAccount, streams: int) -> Reconc
     report.problems = outcome.problems
     newest = listing.newest
     if newest is not None and not report.failed:
-        _move(state, str(newest["id"]), _when(newest))
+        _move(state, str(newest["id"]), created_at(newest))
     else:
         _move(state, state.events_cursor, state.events_cursor_at)
     report.cursor = state.events_cursor
     return report
-
-
-def _when(event: dict[str, Any]) -> datetime:
-    return datetime.fromtimestamp(int(event["created"]), tz=dt_timezone.utc)
 
 
 def _move(state: StripeAccount, cursor: str, cursor_at: datetime | None) -> None:
