@@ -55,6 +55,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import COLLECTOR_NOTE, collector_paused
 from benchmarks.pull import (
     CHILD_TIMEOUT,
     DJSTRIPE,
@@ -234,17 +235,18 @@ def measure(
     timeout = CHILD_TIMEOUT + 3 * row.pages(n) * args.latency_ms / 1000
     workers = CeleryWorkers(row.workers, databases.workdir) if row.workers else None
     emulator.app.admissions.clear()  # the limiters' record: this row's alone (windows are apart)
-    run = run_child(
-        emulator,
-        databases,
-        row.library,
-        backend,
-        n,
-        api_base=emulator.url,
-        extra_env=row.env,
-        timeout=timeout,
-        beside=workers,
-    )
+    with collector_paused():
+        run = run_child(
+            emulator,
+            databases,
+            row.library,
+            backend,
+            n,
+            api_base=emulator.url,
+            extra_env=row.env,
+            timeout=timeout,
+            beside=workers,
+        )
     run.library = row.label
     run.extra["rate_limited"] = emulator.count_rate_limited()
     run.extra["max_list_per_second"] = emulator.max_in_window("GET /v1/customers")
@@ -364,7 +366,8 @@ def render(
         "window (no burst; a request beyond one is answered 429); our client at its default "
         "pace, 95% of each limit"
         + ("" if args.rate_limit == MODE_RATE[mode(args)] else f" (RATE_LIMIT {client_rate:g})")
-        + f". The list endpoint's limit allows {pace:,.0f} customers/s (pages of 100).",
+        + f". The list endpoint's limit allows {pace:,.0f} customers/s (pages of 100). "
+        + f"{COLLECTOR_NOTE}.",
         "",
         "| pull | database | N | seconds | customers/s | HTTP requests | 429s "
         "| share of the limit | most list requests in 1 s | most requests in 1 s "

@@ -88,7 +88,7 @@ if str(ROOT) not in sys.path:  # run as a script from a clean clone
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import push_celery  # noqa: E402
-from benchmarks.common import source_state  # noqa: E402
+from benchmarks.common import COLLECTOR_NOTE, collector_paused, source_state  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "push-latest.md"
 BACKLOG_RESULTS = RESULTS.with_name("push-backlog-latest.md")
@@ -671,10 +671,11 @@ def measure_backlog(
         # starts after that window has passed, as a sweep would.
         time.sleep(1.1)
         logged, refused = len(emulator.requests), emulator.count_rate_limited()
-        if celery is None:
-            result = run_backlog_child(backend, db, emulator.url, "drain", rows, parallel)
-        else:
-            result = push_celery.drain_with_celery(db, emulator.url, API_KEY, rows, *celery)
+        with collector_paused():
+            if celery is None:
+                result = run_backlog_child(backend, db, emulator.url, "drain", rows, parallel)
+            else:
+                result = push_celery.drain_with_celery(db, emulator.url, API_KEY, rows, *celery)
     sent = emulator.requests[logged:]
     taken = [r for r in sent if r.method == "POST" and r.status == 200]
     creates = Counter(r.params.get("email") for r in taken if r.path == "/v1/customers")
@@ -723,7 +724,7 @@ def backlog_report(
         "process; a `Celery W x T` row: the outbox sweep (`push_pending_task`) under Celery, "
         "W worker processes of T threads on Redis sharing one limiter, timed until no row is "
         f"pending. Whole run {seconds:.0f} s; 1-minute load average {args.load_before:.2f} "
-        f"before, {os.getloadavg()[0]:.2f} after.",
+        f"before, {os.getloadavg()[0]:.2f} after. {COLLECTOR_NOTE}.",
         "",
         "| database | K streams | N | seconds | pushes/s | share of 25/s | 429s | most creates, "
         "updates in 1 s | left pending | lost | duplicated |",
