@@ -121,8 +121,14 @@ class EventListing:
                 ]
             else:
                 density = len(top) / max(1, int(top[0]["created"]) - boundary + 1)
+                # The oldest event is known (``first``): no walk past it to bound.
                 board = Board(
-                    low, boundary + 1, density, slice_pages=SLICE_PAGES, min_split_pages=SPLIT_PAGES
+                    low,
+                    boundary + 1,
+                    density,
+                    slice_pages=SLICE_PAGES,
+                    min_split_pages=SPLIT_PAGES,
+                    unknown_slices=None,
                 )
                 streams = [functools.partial(self._slices, board)] * self.streams
             yield from self._run(pool, streams)

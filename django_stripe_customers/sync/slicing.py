@@ -4,10 +4,14 @@ Stripe lists customers newest first and says nothing of how old the oldest is. T
 request lists the newest page (kept: it is complete in itself) and tells how dense customers
 are. Streams then take slices cut from a frontier moving back in time, each sized to hold about
 ``SLICE_PAGES`` pages at the density the last slices showed; after an empty slice the next
-takes everything left. Once the frontier is at the bottom, a stream that runs out takes the
-older half of the slice with the most customers left (``Board.take``), so skew in ``created``
-does not leave one stream with all the work. Slice boundaries cost a partial page each; the
-walk back costs one empty page at most.
+takes everything left; so does the slice after one whose customers ended well above its lower
+bound (they thinned out: the oldest may be near). Once the frontier is at the bottom, a stream
+that runs out takes the older half of the slice with the most customers left (``Board.take``),
+so skew in ``created`` does not leave one stream with all the work. Slice boundaries cost a
+partial page each. Below the oldest customer every slice is empty, and only a slice's first
+page tells: at most ``UNKNOWN_SLICES`` slices wait for theirs at a time (the other streams wait
+meanwhile), so the walk back costs that many empty pages at most, and one for the rest of the
+range below them, however many streams.
 """
 
 from __future__ import annotations
@@ -29,6 +33,13 @@ MIN_SPLIT_SECONDS: Final = 2
 #: A slice is split only when what is left of it should hold this many pages (both halves get
 #: at least one full page, so a split costs less than it saves).
 MIN_SPLIT_PAGES: Final = 3
+#: Slices cut from the frontier whose first page has not come back, at most (``None``: as many
+#: as there are streams). Enough to keep a limit of 25 requests/s busy at Stripe's round trip
+#: while the others are under way; few enough that a walk past the oldest customer is short.
+UNKNOWN_SLICES: Final = 4
+#: A finished slice whose oldest customer is more than this many pages (at the slice's own
+#: density) above its lower bound has thinned out: the next slice takes everything left.
+THIN_PAGES: Final = 1
 
 
 @dataclass
@@ -106,9 +117,11 @@ class Board:
         *,
         slice_pages: int = SLICE_PAGES,
         min_split_pages: int = MIN_SPLIT_PAGES,
+        unknown_slices: int | None = UNKNOWN_SLICES,
     ) -> None:
         self.low, self.frontier, self.density = low, frontier, density
         self.slice_pages, self.min_split_pages = slice_pages, min_split_pages
+        self.unknown_slices = unknown_slices
         self.slices: list[Slice] = []
         self._everything_left = False
         self._lock = threading.Lock()
@@ -118,8 +131,13 @@ class Board:
         share."""
         with self._lock:
             if self.frontier > self.low:
+                if self.unknown_slices is not None and self._unknown() >= self.unknown_slices:
+                    return WAIT  # where the customers end is told by those first pages
                 return self._cut()
             return self._split()
+
+    def _unknown(self) -> int:
+        return sum(1 for s in self.slices if not s.done and s.cursor is None)
 
     def _cut(self) -> Slice:
         span = int(self.slice_pages * PAGE_SIZE / max(self.density, 1e-9))
@@ -171,8 +189,19 @@ class Board:
             piece.done = True
             if piece.fetched:
                 self.density = piece.fetched / max(1, piece.high - piece.low)
+                if _thinned_out(piece):
+                    self._everything_left = True
             elif piece.cursor is None:
                 self._everything_left = True
+
+
+def _thinned_out(piece: Slice) -> bool:
+    """Whether the customers of a fetched slice ended more than ``THIN_PAGES`` pages (at its
+    own density) above its lower bound."""
+    if piece.cursor is None:
+        return False
+    fetched_span = max(1, piece.high - piece.cursor)
+    return (piece.cursor - piece.low) * piece.fetched > THIN_PAGES * PAGE_SIZE * fetched_span
 
 
 class AccountQueue:
