@@ -154,8 +154,7 @@ def _slices_for_workers(board: Board, count: int, rest_streams: int) -> list[tup
     finds how far back customers go)."""
     slices: list[tuple[int, int, int]] = []
     while board.frontier > board.low and len(slices) < count - 1:
-        piece = board.take()
-        assert piece is not None
+        piece = board.cut()
         slices.append((piece.low, piece.high, 1))
     if board.frontier > board.low:
         slices.append((board.low, board.frontier, rest_streams))

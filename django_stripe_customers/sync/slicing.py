@@ -136,6 +136,13 @@ class Board:
                 return self._cut()
             return self._split()
 
+    def cut(self) -> Slice:
+        """The next slice from the frontier, however many wait for their first page: for a
+        plan made before any is listed (Celery partitions); the frontier must be above
+        ``low``."""
+        with self._lock:
+            return self._cut()
+
     def _unknown(self) -> int:
         return sum(1 for s in self.slices if not s.done and s.cursor is None)
 

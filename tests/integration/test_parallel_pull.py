@@ -205,6 +205,9 @@ def test_the_rest_of_a_partitioned_range_is_pulled_in_streams(stripe_settings):
 
     assert result.created == Customer.objects.count() == 5000
     assert [streams for _, _, streams in requested] == [1] * 7 + [SLICES_PER_PARTITION * 2]
+    bounds = [(low, high) for low, high, _ in requested]
+    assert all(low < high for low, high in bounds), "every slice a real range"
+    assert all(a[0] == b[1] for a, b in itertools.pairwise(bounds)), "adjacent, back in time"
     rest_low, rest_high, _ = requested[-1]
     first_pages = [
         r
