@@ -77,7 +77,10 @@ def test_events_are_listed_in_streams_and_applied(past, step, sliced):
     if not sliced:  # one chain up from the page after the cursor, one down from the newest
         assert sum("ending_before" in query for query in listed) >= 2
         assert sum("starting_after" in query for query in listed) >= 1
-        assert report.requests <= 6, "two pages, then two chains of about 2 pages each"
+        # 5 pages: the two ends, the 3 between by two chains (the page where they meet is
+        # listed by both), and one more when a chain runs ahead while the other's page is on
+        # its way (seen in CI on a slow machine: 7).
+        assert report.requests <= 7, "two pages, then two chains of about 2 pages each"
     assert report.listed >= 480, "every event listed (those at slice edges twice)"
     stored = WebhookEvent.objects.filter(source="events_api", type="customer.updated")
     assert stored.count() == 480, "each event stored once"
