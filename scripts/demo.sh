@@ -13,8 +13,19 @@ DEMO_PORT=${DEMO_PORT:-8000}
 STRIPE_PORT=${STRIPE_PORT:-12111}
 EMULATOR_PID=""
 
-cleanup() { [ -n "$EMULATOR_PID" ] && kill "$EMULATOR_PID" 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
+# Stop the emulator and wait for it: a script that ended first would leave it an orphan, still
+# stopping after the prompt is back, and then a zombie until the machine's init reaps it.
+# (The emulator exits within 5 s of SIGTERM, whatever it was doing.)
+cleanup() {
+  if [ -n "$EMULATOR_PID" ]; then
+    kill "$EMULATOR_PID" 2>/dev/null || true
+    wait "$EMULATOR_PID" 2>/dev/null || true
+    EMULATOR_PID=""
+  fi
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
 
 if [ -z "${STRIPE_API_KEY:-}" ]; then
   echo "No STRIPE_API_KEY set: starting the local Stripe emulator on 127.0.0.1:$STRIPE_PORT"
