@@ -120,9 +120,10 @@ def test_demo_serves_the_example_project_against_the_local_stripe(tmp_path):
         _kill_group(process.pid)
     assert closed, "the emulator outlived the demo:\n" + listeners
     # Its port closed is not enough: once, in CI, the emulator stopped serving and hung on. And
-    # a script that ends before its emulator leaves it an orphan, a zombie until the machine's
-    # init reaps it, when it will (a CI machine's took over 20 s). When the script has ended,
-    # every process it started has ended and been reaped.
+    # a script that ends before its emulator leaves it an orphan, then a zombie until the
+    # machine's init reaps it, when it will (in one CI run, something of the group was still
+    # there 20 s on). When the script has ended, every process it started has ended and been
+    # reaped.
     assert not left_behind, "the demo ended before its own processes had:\n" + "\n".join(
         left_behind
     )
