@@ -54,8 +54,7 @@ def test_demo_with_serve_0_runs_again_and_again_on_one_database(tmp_path):
         try:
             stdout, stderr = script.communicate(timeout=120)
         finally:
-            _stop(script)
-            left_behind = _group_members(script.pid)  # at once: the script has just ended
+            left_behind = _stop_and_list(script)
             _kill_group(script.pid)
         done = subprocess.CompletedProcess(script.args, script.returncode, stdout, stderr)
         assert done.returncode == 0, f"run {attempt}:\n{done.stdout}{done.stderr}"
@@ -113,8 +112,7 @@ def test_demo_serves_the_example_project_against_the_local_stripe(tmp_path):
         assert edit.returncode == 0, edit.stderr
         assert _page_shows(demo_port, "Renamed in Stripe", within=10), "the webhook applied it"
     finally:
-        _stop(process)
-        left_behind = _group_members(process.pid)  # at once: the script has just ended
+        left_behind = _stop_and_list(process)
         closed = _port_closes(stripe_port, within=20)
         listeners = "" if closed else _listeners(stripe_port)
         _kill_group(process.pid)
@@ -129,6 +127,13 @@ def test_demo_serves_the_example_project_against_the_local_stripe(tmp_path):
     )
 
 
+def _stop_and_list(process: subprocess.Popen[str] | subprocess.Popen[bytes]) -> list[str]:
+    """End the demo's script, then list what is left of its process group at once: when the
+    script has ended, nothing it started may be left, not even a zombie."""
+    _stop(process)
+    return _group_members(process.pid)
+
+
 def _group_members(group: int) -> list[str]:
     """Every process of process group ``group``, zombies too: pid, state, parent, wchan, argv."""
     members = []
@@ -137,13 +142,14 @@ def _group_members(group: int) -> list[str]:
             continue
         try:
             stat = (entry / "stat").read_text()
+            state, parent, process_group = stat[stat.rindex(")") + 2 :].split()[:3]
+            if int(process_group) != group:
+                continue
             argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             wchan = (entry / "wchan").read_text()
         except OSError:  # it ended while being read
             continue
-        state, parent, process_group = stat[stat.rindex(")") + 2 :].split()[:3]
-        if int(process_group) == group:
-            members.append(f"pid {entry.name} state {state} parent {parent} in {wchan}: {argv}")
+        members.append(f"pid {entry.name} state {state} parent {parent} in {wchan}: {argv}")
     return members
 
 
@@ -163,7 +169,7 @@ def _port_closes(port: int, within: float) -> bool:
     return False
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def _stop(process: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
     """End the demo's whole process group (the script, the emulator, runserver)."""
     for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
         try:
